@@ -1,0 +1,178 @@
+//! `squall.testing.*`: a small mutating provider that works on local files,
+//! used to prove the safety machinery (undo before harm, rollback, `squall
+//! recover`) end to end without a cluster. It follows the same contract as
+//! every cluster provider: record the undo, then change, and let rollback or
+//! recovery restore exactly what was there.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use squall_core::catalog::{ActivitySpec, ArgSpec, ArgType, Kind};
+
+use crate::context::ActivityCtx;
+use crate::ledger::Undo;
+use crate::registry::{ActivityError, ActivityResult, BoxFuture, Registered, UndoSpec};
+
+const UNDO_KIND: &str = "squall.testing.restore_file";
+
+pub const WRITE_FILE: Registered = Registered {
+    spec: ActivitySpec {
+        module: "squall.testing.actions",
+        func: "write_file",
+        kind: Kind::Action,
+        doc: "Overwrite a local file, first recording its previous content in the undo ledger. \
+              For testing rollbacks and `squall recover` without a cluster.",
+        args: &[
+            ArgSpec { name: "path", ty: ArgType::String, default: None, doc: "The file to overwrite." },
+            ArgSpec { name: "content", ty: ArgType::String, default: Some("\"\""), doc: "The new content." },
+            ArgSpec {
+                name: "undo_log",
+                ty: ArgType::String,
+                default: Some("null"),
+                doc: "A file to which every application of the undo appends one line, so tests can count them.",
+            },
+        ],
+        returns: "mapping",
+        mutating: true,
+    },
+    run: write_file,
+};
+
+pub const RESTORE_FILE: Registered = Registered {
+    spec: ActivitySpec {
+        module: "squall.testing.actions",
+        func: "restore_file",
+        kind: Kind::Action,
+        doc: "Restore a file changed by write_file to what it was before the first change, using the undo \
+              ledger, and mark those undos done. Restoring twice changes nothing.",
+        args: &[ArgSpec { name: "path", ty: ArgType::String, default: None, doc: "The file to restore." }],
+        returns: "mapping",
+        mutating: false,
+    },
+    run: restore_file,
+};
+
+pub const UNDO_RESTORE_FILE: UndoSpec = UndoSpec {
+    kind: UNDO_KIND,
+    doc: "Put a file back to its recorded content (or remove it if it did not exist).",
+    apply: apply_restore,
+};
+
+fn target(path: &str) -> String {
+    format!("file:{path}")
+}
+
+fn write_file(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<ActivityResult> {
+    Box::pin(async move {
+        let path = args.get("path").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let content = args.get("content").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let previous = match tokio::fs::read_to_string(&path).await {
+            Ok(text) => Value::String(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Value::Null,
+            Err(e) => return Err(ActivityError::failed(format!("cannot read {path}: {e}"))),
+        };
+        let undo = Undo {
+            kind: UNDO_KIND.into(),
+            data: json!({"path": path, "previous": previous, "undo_log": args.get("undo_log")}),
+            description: format!("restore {path}"),
+        };
+        ctx.record_undo(&target(&path), undo)?;
+        tokio::fs::write(&path, &content)
+            .await
+            .map_err(|e| ActivityError::failed(format!("cannot write {path}: {e}")))?;
+        Ok(json!({"path": path, "previous_existed": !previous.is_null()}))
+    })
+}
+
+fn restore_file(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<ActivityResult> {
+    Box::pin(async move {
+        let path = args.get("path").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let pending = ctx.pending_for(&target(&path))?;
+        // The oldest record holds the state before the first change.
+        if let Some(first) = pending.first() {
+            apply_restore(first.undo.data.clone())
+                .await
+                .map_err(ActivityError::Failed)?;
+        }
+        for p in &pending {
+            ctx.mark_done(&p.id)?;
+        }
+        Ok(json!({"path": path, "restored": !pending.is_empty()}))
+    })
+}
+
+fn apply_restore(data: Value) -> BoxFuture<Result<(), String>> {
+    Box::pin(async move {
+        let path = data.get("path").and_then(Value::as_str).ok_or("undo data has no path")?.to_owned();
+        match data.get("previous") {
+            Some(Value::String(text)) => tokio::fs::write(&path, text).await.map_err(|e| format!("cannot restore {path}: {e}"))?,
+            _ => match tokio::fs::remove_file(&path).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(format!("cannot remove {path}: {e}")),
+            },
+        }
+        if let Some(log) = data.get("undo_log").and_then(Value::as_str) {
+            append_line(log, &format!("restored {path}")).map_err(|e| format!("cannot append to {log}: {e}"))?;
+        }
+        Ok(())
+    })
+}
+
+fn append_line(path: &str, line: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    writeln!(f, "{line}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::Ledger;
+    use crate::log::Logger;
+
+    fn ctx(dir: &std::path::Path) -> Arc<ActivityCtx> {
+        Arc::new(ActivityCtx {
+            configuration: Map::new(),
+            secrets: Map::new(),
+            ledger: Arc::new(Ledger::open(&dir.join("l.jsonl")).unwrap()),
+            run_id: "r".into(),
+            log: Arc::new(Logger::capture()),
+            limits: Default::default(),
+        })
+    }
+
+    fn args(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[tokio::test]
+    async fn write_records_undo_first_and_restore_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("state.txt");
+        let f = file.to_str().unwrap();
+        std::fs::write(&file, "original").unwrap();
+        let c = ctx(dir.path());
+        write_file(c.clone(), args(json!({"path": f, "content": "broken"}))).await.unwrap();
+        write_file(c.clone(), args(json!({"path": f, "content": "worse"}))).await.unwrap();
+        assert_eq!(c.ledger.pending().unwrap().len(), 2);
+        let out = restore_file(c.clone(), args(json!({"path": f}))).await.unwrap();
+        assert_eq!(out["restored"], true);
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "original");
+        assert!(c.ledger.pending().unwrap().is_empty());
+        let again = restore_file(c.clone(), args(json!({"path": f}))).await.unwrap();
+        assert_eq!(again["restored"], false);
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "original");
+    }
+
+    #[tokio::test]
+    async fn restoring_a_file_that_did_not_exist_removes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("new.txt");
+        let c = ctx(dir.path());
+        write_file(c.clone(), args(json!({"path": file.to_str().unwrap(), "content": "x"}))).await.unwrap();
+        assert!(file.exists());
+        restore_file(c, args(json!({"path": file.to_str().unwrap()}))).await.unwrap();
+        assert!(!file.exists());
+    }
+}

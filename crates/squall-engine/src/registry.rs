@@ -1,0 +1,126 @@
+//! The activity registry: the one static list of native activities (their
+//! descriptions and async functions) and of undo functions.
+//!
+//! `discover`, argument validation and the reference docs are all generated
+//! from this list, so a function cannot exist without being documented and
+//! checked. Later providers (Kubernetes, Istio, data plane) add their
+//! entries here.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use squall_core::catalog::{ActivitySpec, Catalog};
+
+use crate::context::ActivityCtx;
+use crate::providers::testing;
+
+/// Why an activity did not produce a result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ActivityError {
+    /// The activity ran and failed: recorded in the journal, the run goes on.
+    Failed(String),
+    /// squall itself could not carry on (aborts the method).
+    Fatal(String),
+}
+
+impl ActivityError {
+    pub fn failed(msg: impl Into<String>) -> Self {
+        Self::Failed(msg.into())
+    }
+    pub fn message(&self) -> &str {
+        match self {
+            Self::Failed(m) | Self::Fatal(m) => m,
+        }
+    }
+}
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+pub type ActivityResult = Result<Value, ActivityError>;
+/// A native activity: context and (substituted, defaulted) arguments.
+pub type RunFn = fn(Arc<ActivityCtx>, Map<String, Value>) -> BoxFuture<ActivityResult>;
+/// An undo function: the data recorded in the ledger.
+pub type UndoFn = fn(Value) -> BoxFuture<Result<(), String>>;
+
+/// A native activity with its implementation.
+pub struct Registered {
+    pub spec: ActivitySpec,
+    pub run: RunFn,
+}
+
+/// An undo function, found by `kind` when rolling back or recovering.
+pub struct UndoSpec {
+    pub kind: &'static str,
+    pub doc: &'static str,
+    pub apply: UndoFn,
+}
+
+/// Every native activity squall has.
+pub static ACTIVITIES: &[Registered] = &[testing::WRITE_FILE, testing::RESTORE_FILE];
+
+/// Every undo function squall has.
+pub static UNDOS: &[UndoSpec] = &[testing::UNDO_RESTORE_FILE];
+
+/// The registry as a [`Catalog`] for validation and discovery.
+pub struct Registry;
+
+impl Catalog for Registry {
+    fn specs(&self) -> Vec<&ActivitySpec> {
+        ACTIVITIES.iter().map(|r| &r.spec).collect()
+    }
+}
+
+/// The implementation of `module.func`.
+pub fn find(module: &str, func: &str) -> Option<&'static Registered> {
+    ACTIVITIES.iter().find(|r| r.spec.module == module && r.spec.func == func)
+}
+
+/// The undo function of a ledger record.
+pub fn undo_fn(kind: &str) -> Option<&'static UndoSpec> {
+    UNDOS.iter().find(|u| u.kind == kind)
+}
+
+/// Fills in defaults for arguments the experiment left out.
+pub fn with_defaults(spec: &ActivitySpec, mut args: Map<String, Value>) -> Map<String, Value> {
+    for arg in spec.args {
+        if !args.contains_key(arg.name) {
+            if let Some(d) = arg.default_value() {
+                args.insert(arg.name.to_owned(), d);
+            }
+        }
+    }
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_entry_is_unique_and_documented() {
+        let mut names: Vec<String> = ACTIVITIES.iter().map(|r| r.spec.qualified()).collect();
+        let n = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), n, "duplicate registry entries");
+        for r in ACTIVITIES {
+            assert!(!r.spec.doc.is_empty(), "{} has no doc", r.spec.qualified());
+            for a in r.spec.args {
+                assert!(!a.doc.is_empty(), "{}:{} has no doc", r.spec.qualified(), a.name);
+                if let Some(d) = a.default {
+                    assert!(serde_json::from_str::<Value>(d).is_ok(), "bad default {d}");
+                }
+            }
+        }
+        assert!(undo_fn("squall.testing.restore_file").is_some());
+    }
+
+    #[test]
+    fn defaults_are_filled_in() {
+        let spec = &find("squall.testing.actions", "write_file").unwrap().spec;
+        let args = with_defaults(spec, serde_json::json!({"path": "/x"}).as_object().unwrap().clone());
+        assert_eq!(args["content"], "");
+        assert!(args["undo_log"].is_null());
+    }
+}

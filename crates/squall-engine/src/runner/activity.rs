@@ -1,0 +1,263 @@
+//! Running one activity: pauses, the provider call, the journal record and
+//! the upstream log lines (`Action: <name>`, `  => failed: <message>`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use squall_core::catalog::Kind;
+use squall_core::journal::Record;
+use squall_core::model::{Activity, Provider};
+use squall_core::subst::{Chain, py_str, substitute};
+use tokio_util::sync::CancellationToken;
+
+use super::{Dry, Shared, now_stamp};
+use crate::context::ActivityCtx;
+use crate::providers::{http, process};
+use crate::registry::{self, ActivityError, ActivityResult};
+
+/// How an activity ended, beyond its record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Ended {
+    Succeeded,
+    Failed,
+    /// squall could not carry on: the method is aborted.
+    Fatal(String),
+    /// A signal stopped it; its record has no status.
+    Interrupted,
+}
+
+/// A finished activity.
+pub(crate) struct Executed {
+    pub record: Record,
+    pub ended: Ended,
+}
+
+impl Shared {
+    /// The substitution lookup: configuration, then each secret scope.
+    pub(crate) fn lookup(&self) -> Chain<'_> {
+        let mut maps = vec![&self.configuration];
+        maps.extend(self.secrets.values().filter_map(Value::as_object));
+        Chain(maps)
+    }
+
+    fn is_dry(&self, kind: Kind) -> bool {
+        match self.dry {
+            Some(Dry::Activities) => true,
+            Some(Dry::Probes) => kind == Kind::Probe,
+            Some(Dry::Actions) => kind == Kind::Action,
+            Some(Dry::Pause) | None => false,
+        }
+    }
+}
+
+/// Runs one activity with its pauses; `cancel` interrupts it.
+pub(crate) async fn execute(sh: &Arc<Shared>, a: &Activity, cancel: &CancellationToken) -> Executed {
+    let dry = sh.is_dry(a.kind);
+    if pause(sh, "before", a.pauses.before.as_ref(), cancel, dry).await {
+        let stamp = now_stamp();
+        return Executed { record: record(a, Value::Null, stamp.clone(), stamp, 0.0), ended: Ended::Interrupted };
+    }
+    let label = if a.kind == Kind::Action { "Action" } else { "Probe" };
+    let suffix = if a.background { " [in background]" } else { "" };
+    sh.log.info(&format!("{label}: {}{suffix}", a.name));
+    let start = now_stamp();
+    let clock = tokio::time::Instant::now();
+    let result = if dry {
+        sh.log.debug(&format!("Activity {} is in dry mode", a.name));
+        Some(Ok(Value::Null))
+    } else {
+        tokio::select! {
+            r = call_provider(sh, a, None) => Some(r),
+            () = cancel.cancelled() => None,
+        }
+    };
+    let duration = clock.elapsed().as_secs_f64();
+    let mut rec = record(a, Value::Null, start, now_stamp(), duration);
+    let ended = settle(sh, a, &mut rec, result);
+    if ended != Ended::Interrupted && pause(sh, "after", a.pauses.after.as_ref(), cancel, dry).await {
+        return Executed { record: rec, ended: Ended::Interrupted };
+    }
+    Executed { record: rec, ended }
+}
+
+fn record(a: &Activity, output: Value, start: String, end: String, duration: f64) -> Record {
+    Record {
+        activity: a.raw.clone(),
+        output,
+        start,
+        status: None,
+        exception: None,
+        end,
+        duration,
+        tolerance_met: None,
+    }
+}
+
+/// Fills the record from the provider's result and logs failures.
+fn settle(sh: &Shared, a: &Activity, rec: &mut Record, result: Option<ActivityResult>) -> Ended {
+    match result {
+        None => {
+            sh.log.warning(&format!("Activity {} was interrupted", a.name));
+            Ended::Interrupted
+        }
+        Some(Ok(output)) => {
+            warn_on_error_status(sh, a, &output);
+            sh.log.debug(&format!("  => succeeded with '{}'", output));
+            rec.output = output;
+            rec.status = Some("succeeded".into());
+            Ended::Succeeded
+        }
+        Some(Err(err)) => {
+            sh.log.error(&format!("  => failed: {}", err.message()));
+            rec.status = Some("failed".into());
+            rec.exception = Some(vec![format!("ActivityFailed: {}\n", err.message())]);
+            match err {
+                ActivityError::Failed(_) => Ended::Failed,
+                ActivityError::Fatal(m) => Ended::Fatal(m),
+            }
+        }
+    }
+}
+
+/// Upstream's hints when a result looks like an error and no tolerance
+/// judges it.
+fn warn_on_error_status(sh: &Shared, a: &Activity, output: &Value) {
+    if a.has_tolerance {
+        return;
+    }
+    let status = output.get("status").and_then(Value::as_i64).unwrap_or(0);
+    match &a.provider {
+        Provider::Process { .. } if status > 0 => sh.log.warning(
+            "This process returned a non-zero exit code. This may indicate some error and not what you expected. Please have a look at the logs.",
+        ),
+        Provider::Http { .. } if status > 399 => sh.log.warning(
+            "This HTTP call returned a response with a HTTP status code above 400. This may indicate some error and not what you expected. Please have a look at the logs.",
+        ),
+        _ => {}
+    }
+}
+
+/// Calls the activity's provider. `value` is the output being judged when
+/// the activity is a probe tolerance.
+pub(crate) async fn call_provider(sh: &Arc<Shared>, a: &Activity, value: Option<Value>) -> ActivityResult {
+    let lookup = sh.lookup();
+    match &a.provider {
+        Provider::Process { path, arguments, timeout, env } => {
+            let args = substitute(arguments, &lookup);
+            let mut env = match substitute(&Value::Object(env.clone()), &lookup) {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            };
+            if let Some(v) = value {
+                env.insert("SQUALL_TOLERANCE_VALUE".into(), Value::String(v.to_string()));
+            }
+            process::run(process::ProcessCall { path, arguments: &args, timeout: *timeout, env: &env }).await
+        }
+        Provider::Http { url, method, headers, arguments, timeout, verify_tls } => {
+            let url = py_str(&substitute(&Value::String(url.clone()), &lookup));
+            let headers = substitute(&Value::Object(headers.clone()), &lookup);
+            let mut args = arguments.as_ref().map(|a| substitute(a, &lookup));
+            if let Some(v) = value {
+                let mut m = args.and_then(|a| a.as_object().cloned()).unwrap_or_default();
+                m.insert("value".into(), v);
+                args = Some(Value::Object(m));
+            }
+            let timeout = timeout.as_ref().map(|t| substitute(t, &lookup));
+            let empty = Map::new();
+            let call = http::HttpCall {
+                url: &url,
+                method,
+                headers: headers.as_object().unwrap_or(&empty),
+                arguments: args.as_ref(),
+                timeout: timeout.as_ref(),
+                verify_tls: *verify_tls,
+            };
+            http::run(call).await
+        }
+        Provider::Native { module, func, arguments, secrets } => {
+            call_native(sh, module, func, arguments, secrets, value).await
+        }
+    }
+}
+
+async fn call_native(
+    sh: &Arc<Shared>,
+    module: &str,
+    func: &str,
+    arguments: &Map<String, Value>,
+    scopes: &[String],
+    value: Option<Value>,
+) -> ActivityResult {
+    let reg = registry::find(module, func)
+        .ok_or_else(|| ActivityError::Fatal(format!("unknown activity `{module}.{func}`")))?;
+    let args = match substitute(&Value::Object(arguments.clone()), &sh.lookup()) {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    let mut args = registry::with_defaults(&reg.spec, args);
+    if let Some(v) = value {
+        args.insert("value".into(), v);
+    }
+    let ctx = Arc::new(ActivityCtx {
+        configuration: sh.configuration.clone(),
+        secrets: merged_scopes(&sh.secrets, scopes),
+        ledger: sh.ledger.clone(),
+        run_id: sh.run_id.clone(),
+        log: sh.log.clone(),
+        limits: sh.limits,
+    });
+    (reg.run)(ctx, args).await
+}
+
+/// The named secret scopes merged into one mapping, later scopes winning.
+fn merged_scopes(secrets: &Map<String, Value>, scopes: &[String]) -> Map<String, Value> {
+    let mut out = Map::new();
+    for s in scopes {
+        if let Some(m) = secrets.get(s).and_then(Value::as_object) {
+            out.extend(m.clone());
+        }
+    }
+    out
+}
+
+/// Sleeps a pause with a countdown on a terminal. Returns true when a signal
+/// cut it short.
+async fn pause(sh: &Shared, which: &str, v: Option<&Value>, cancel: &CancellationToken, activity_dry: bool) -> bool {
+    let Some(v) = v else { return false };
+    let value = substitute(v, &sh.lookup());
+    let Some(secs) = value.as_f64().filter(|s| *s > 0.0) else {
+        if !value.as_f64().is_some_and(|s| s == 0.0) {
+            sh.log.error(&format!("The {which} pause {} is not a number of seconds; not pausing", py_str(&value)));
+        }
+        return false;
+    };
+    let text = if which == "before" { "Pausing before next activity for" } else { "Pausing after activity for" };
+    sh.log.info(&format!("{text} {}s...", py_str(&value)));
+    if activity_dry || sh.dry == Some(Dry::Pause) {
+        return false;
+    }
+    sleep_with_countdown(sh, Duration::from_secs_f64(secs), cancel).await
+}
+
+/// Sleeps `total`, redrawing the remaining seconds once a second on a
+/// terminal. Returns true when cancelled.
+pub(crate) async fn sleep_with_countdown(sh: &Shared, total: Duration, cancel: &CancellationToken) -> bool {
+    let deadline = tokio::time::Instant::now() + total;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            sh.log.countdown_done();
+            return false;
+        }
+        sh.log.countdown(left.as_secs_f64().ceil() as u64);
+        let step = left.min(Duration::from_secs(1));
+        tokio::select! {
+            () = tokio::time::sleep(step) => {}
+            () = cancel.cancelled() => {
+                sh.log.countdown_done();
+                return true;
+            }
+        }
+    }
+}

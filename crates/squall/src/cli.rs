@@ -1,0 +1,173 @@
+//! The command line: every command, option and help text. This is the only
+//! place in squall that knows about flags.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// squall runs chaos experiments written in the Chaos Toolkit format —
+/// steady-state hypothesis, method, rollbacks — as one static binary, and
+/// never leaves a change behind without a way to undo it.
+///
+/// Exit codes: 0 the experiment completed and did not deviate; 1 it ran
+/// and deviated, failed, was aborted or was interrupted (or squall itself
+/// failed); 2 the input was invalid (experiment, variables, settings or
+/// command line).
+#[derive(Debug, Parser)]
+#[command(name = "squall", version, max_term_width = 100)]
+pub struct Cli {
+    /// Show debug lines on the console (the log file always has them).
+    #[arg(long, global = true)]
+    pub verbose: bool,
+    /// Append the full debug log to this file.
+    #[arg(long, global = true, value_name = "PATH", default_value = "squall.log")]
+    pub log_file: PathBuf,
+    /// Do not write a log file.
+    #[arg(long, global = true)]
+    pub no_log_file: bool,
+    /// Settings file (YAML): `runtime.rollbacks.strategy`,
+    /// `runtime.hypothesis.strategy`. Chaos Toolkit's settings file is read
+    /// when this is not given and it exists.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub settings: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run an experiment: hypothesis, method, hypothesis again, rollbacks.
+    ///
+    /// Rollbacks run after a deviation, a failed activity, and on Ctrl-C or
+    /// SIGTERM. A second signal skips the remaining rollbacks and exits;
+    /// what they did not undo stays in the undo ledger for `squall recover`.
+    Run(RunArgs),
+    /// Check an experiment and report every problem with its location.
+    Validate(ValidateArgs),
+    /// Write the native activities as a Chaos Toolkit discovery.json.
+    Discover(DiscoverArgs),
+    /// Undo every change a killed or interrupted run left behind.
+    ///
+    /// Reads the undo ledger (written next to the journal by `squall run`),
+    /// applies each pending undo newest first and marks it done. Running it
+    /// again changes nothing.
+    Recover(RecoverArgs),
+}
+
+/// Where experiment variables come from.
+#[derive(Debug, Args)]
+pub struct VarArgs {
+    /// Set a configuration value: NAME=VALUE or NAME:TYPE=VALUE (TYPE: str,
+    /// int, float, bool, json). Repeatable; wins over --var-file.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// Load variables from a YAML/JSON file with `configuration` and
+    /// `secrets` mappings, or from a .env file (NAME=VALUE lines, set in
+    /// the environment). Repeatable; later files win.
+    #[arg(long = "var-file", value_name = "PATH")]
+    pub var_files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The experiment file (.yaml, .yml or .json).
+    pub experiment: PathBuf,
+    /// Where to write the journal.
+    #[arg(long, value_name = "PATH", default_value = "journal.json")]
+    pub journal_path: PathBuf,
+    /// The undo ledger [default: next to the journal, <stem>.ledger.jsonl].
+    #[arg(long, value_name = "PATH")]
+    pub ledger: Option<PathBuf>,
+    #[command(flatten)]
+    pub vars: VarArgs,
+    /// When to play rollbacks [default: from the experiment or settings,
+    /// else `default`: after completion, deviation, failure or a signal].
+    #[arg(long, value_enum)]
+    pub rollback_strategy: Option<RollbackArg>,
+    /// When to check the steady-state hypothesis [default: before and
+    /// after the method].
+    #[arg(long, value_enum)]
+    pub hypothesis_strategy: Option<HypothesisArg>,
+    /// Seconds between checks with `during-method` or `continuously`.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
+    pub hypothesis_frequency: f64,
+    /// Stop the method as soon as a continuous check fails.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Do not run some activities: `activities` (the default when the flag
+    /// is given alone), `actions`, `probes`, or `pause` (skip pauses only).
+    #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "activities", value_name = "MODE")]
+    pub dry: Option<DryArg>,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The experiment file (.yaml, .yml or .json).
+    pub experiment: PathBuf,
+    #[command(flatten)]
+    pub vars: VarArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DiscoverArgs {
+    /// Limit to these packages (for example `squall`); all when omitted.
+    pub packages: Vec<String>,
+    /// Where to write the discovery document.
+    #[arg(long, value_name = "PATH", default_value = "discovery.json")]
+    pub discovery_path: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// The undo ledger to apply.
+    #[arg(long, value_name = "PATH", default_value = "journal.ledger.jsonl")]
+    pub ledger: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum RollbackArg {
+    Default,
+    Always,
+    Never,
+    Deviated,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum HypothesisArg {
+    Default,
+    BeforeMethodOnly,
+    AfterMethodOnly,
+    #[value(alias = "during-method-only")]
+    DuringMethod,
+    #[value(alias = "continously")]
+    Continuously,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum DryArg {
+    Activities,
+    Actions,
+    Probes,
+    Pause,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn dry_alone_means_activities() {
+        let cli = Cli::try_parse_from(["squall", "run", "x.yaml", "--dry"]).unwrap();
+        let Command::Run(args) = cli.command else { panic!() };
+        assert!(matches!(args.dry, Some(DryArg::Activities)));
+        let cli = Cli::try_parse_from(["squall", "run", "--dry=pause", "x.yaml"]).unwrap();
+        let Command::Run(args) = cli.command else { panic!() };
+        assert!(matches!(args.dry, Some(DryArg::Pause)));
+    }
+}

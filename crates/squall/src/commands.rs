@@ -1,0 +1,6 @@
+//! One module per subcommand; each returns the process exit code.
+
+pub mod discover;
+pub mod recover;
+pub mod run;
+pub mod validate;

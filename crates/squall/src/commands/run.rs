@@ -1,0 +1,156 @@
+//! `squall run`: validate, then run the experiment with signal handling, and
+//! map the verdict to the exit code.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use squall_core::status::RunStatus;
+use squall_engine::ledger::default_path;
+use squall_engine::log::Logger;
+use squall_engine::runner::{self, Dry, HypothesisStrategy, Interrupts, RollbackStrategy, RunOptions};
+
+use super::validate::report;
+use crate::cli::{DryArg, HypothesisArg, RollbackArg, RunArgs};
+use crate::exit::{FAILED, INVALID, OK};
+use crate::load::{load_vars, read_document, settings, validate_experiment};
+
+pub async fn run(args: &RunArgs, settings_path: Option<&std::path::Path>, log: Arc<Logger>) -> u8 {
+    let name = args.experiment.display().to_string();
+    let settings = match settings(settings_path) {
+        Ok(s) => s,
+        Err(e) => return report(&log, &e.0),
+    };
+    log.info("Validating the experiment's syntax");
+    let (doc, vars) = match (read_document(&args.experiment), load_vars(&args.vars)) {
+        (Ok(d), Ok(v)) => (d, v),
+        (Err(e), _) | (_, Err(e)) => return report(&log, &e.0),
+    };
+    let validated = match validate_experiment(&doc, &vars) {
+        Ok(v) => v,
+        Err(problems) => {
+            let lines: Vec<String> = problems.iter().map(|d| d.render(&name)).collect();
+            return report(&log, &lines);
+        }
+    };
+    log.info("Experiment looks valid");
+    let runtime = &validated.experiment.runtime;
+    let rollback = match args.rollback_strategy {
+        Some(r) => Some(rollback_of(r)),
+        None => rollback_from(runtime.rollback_strategy.as_deref().or(setting(&settings, "rollbacks"))),
+    };
+    let hypothesis = match args.hypothesis_strategy {
+        Some(h) => Some(hypothesis_of(h)),
+        None => hypothesis_from(runtime.hypothesis_strategy.as_deref().or(setting(&settings, "hypothesis"))),
+    };
+    let (Some(rollback_strategy), Some(hypothesis_strategy)) = (rollback, hypothesis) else {
+        log.error("settings: runtime strategies must be one of the values `squall run --help` lists");
+        return INVALID;
+    };
+    if !(args.hypothesis_frequency > 0.0) {
+        log.error("--hypothesis-frequency must be a positive number of seconds");
+        return INVALID;
+    }
+    let opts = RunOptions {
+        ledger_path: args.ledger.clone().unwrap_or_else(|| default_path(&args.journal_path)),
+        journal_path: args.journal_path.clone(),
+        rollback_strategy,
+        hypothesis_strategy,
+        hypothesis_frequency: args.hypothesis_frequency,
+        fail_fast: args.fail_fast,
+        dry: args.dry.map(dry_of),
+    };
+    let interrupts = Interrupts::default();
+    listen_for_signals(interrupts.clone(), log.clone(), opts.ledger_path.display().to_string());
+    match runner::run(validated, opts, log.clone(), interrupts).await {
+        Ok(outcome) if outcome.verdict.status == RunStatus::Completed => OK,
+        Ok(_) => FAILED,
+        Err(e) => {
+            log.critical(&e.to_string());
+            FAILED
+        }
+    }
+}
+
+fn setting<'a>(settings: &'a Value, section: &str) -> Option<&'a str> {
+    settings.get("runtime")?.get(section)?.get("strategy")?.as_str()
+}
+
+fn rollback_of(r: RollbackArg) -> RollbackStrategy {
+    match r {
+        RollbackArg::Default => RollbackStrategy::Default,
+        RollbackArg::Always => RollbackStrategy::Always,
+        RollbackArg::Never => RollbackStrategy::Never,
+        RollbackArg::Deviated => RollbackStrategy::Deviated,
+    }
+}
+
+fn rollback_from(s: Option<&str>) -> Option<RollbackStrategy> {
+    Some(match s.unwrap_or("default") {
+        "default" => RollbackStrategy::Default,
+        "always" => RollbackStrategy::Always,
+        "never" => RollbackStrategy::Never,
+        "deviated" => RollbackStrategy::Deviated,
+        _ => return None,
+    })
+}
+
+fn hypothesis_of(h: HypothesisArg) -> HypothesisStrategy {
+    match h {
+        HypothesisArg::Default => HypothesisStrategy::Default,
+        HypothesisArg::BeforeMethodOnly => HypothesisStrategy::BeforeMethodOnly,
+        HypothesisArg::AfterMethodOnly => HypothesisStrategy::AfterMethodOnly,
+        HypothesisArg::DuringMethod => HypothesisStrategy::DuringMethodOnly,
+        HypothesisArg::Continuously => HypothesisStrategy::Continuously,
+    }
+}
+
+fn hypothesis_from(s: Option<&str>) -> Option<HypothesisStrategy> {
+    Some(match s.unwrap_or("default") {
+        "default" => HypothesisStrategy::Default,
+        "before-method-only" => HypothesisStrategy::BeforeMethodOnly,
+        "after-method-only" => HypothesisStrategy::AfterMethodOnly,
+        "during-method" | "during-method-only" => HypothesisStrategy::DuringMethodOnly,
+        "continuously" | "continously" => HypothesisStrategy::Continuously,
+        "skip" => HypothesisStrategy::Skip,
+        _ => return None,
+    })
+}
+
+fn dry_of(d: DryArg) -> Dry {
+    match d {
+        DryArg::Activities => Dry::Activities,
+        DryArg::Actions => Dry::Actions,
+        DryArg::Probes => Dry::Probes,
+        DryArg::Pause => Dry::Pause,
+    }
+}
+
+/// First SIGINT/SIGTERM: stop the method and roll back. Second: skip the
+/// remaining rollbacks. Third: exit at once (130), leaving the ledger.
+fn listen_for_signals(interrupts: Interrupts, log: Arc<Logger>, ledger: String) {
+    use tokio::signal::unix::{SignalKind, signal};
+    tokio::spawn(async move {
+        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+            log.error("cannot listen for signals; Ctrl-C will not roll back");
+            return;
+        };
+        loop {
+            let name = tokio::select! {
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+            match interrupts.signal(name) {
+                1 => log.warning(&format!(
+                    "Received {name}: stopping the experiment and rolling back (send it again to skip the rollbacks)"
+                )),
+                2 => log.warning(&format!(
+                    "Received a second signal ({name}): skipping the remaining rollbacks; what is left stays in {ledger} for `squall recover`"
+                )),
+                _ => {
+                    log.critical(&format!("Received a third signal ({name}): exiting now; run `squall recover --ledger {ledger}`"));
+                    std::process::exit(130);
+                }
+            }
+        }
+    });
+}

@@ -1,0 +1,47 @@
+//! The `squall` binary: parses the command line, sets up logging and hands
+//! over to a command. Only this file turns outcomes into exit codes.
+
+mod cli;
+mod commands;
+mod exit;
+mod load;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use squall_engine::log::Logger;
+
+use cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let log_file = (!cli.no_log_file).then_some(cli.log_file.as_path());
+    let log = match Logger::new(cli.verbose, log_file) {
+        Ok(l) => Arc::new(l),
+        Err(e) => {
+            eprintln!("squall: cannot open the log file {}: {e}", cli.log_file.display());
+            return ExitCode::from(exit::INVALID);
+        }
+    };
+    log.debug(&"#".repeat(79));
+    log.debug(&format!("Running command '{}'", std::env::args().collect::<Vec<_>>().join(" ")));
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            log.critical(&format!("cannot start the async runtime: {e}"));
+            return ExitCode::from(exit::FAILED);
+        }
+    };
+    let code = runtime.block_on(dispatch(&cli, log));
+    ExitCode::from(code)
+}
+
+async fn dispatch(cli: &Cli, log: Arc<Logger>) -> u8 {
+    match &cli.command {
+        Command::Run(args) => commands::run::run(args, cli.settings.as_deref(), log).await,
+        Command::Validate(args) => commands::validate::validate(args, &log),
+        Command::Discover(args) => commands::discover::discover(args, &log),
+        Command::Recover(args) => commands::recover::recover(args, &log).await,
+    }
+}

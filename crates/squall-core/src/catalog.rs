@@ -76,7 +76,8 @@ pub struct ArgSpec {
 
 impl ArgSpec {
     pub fn default_value(&self) -> Option<Value> {
-        self.default.map(|d| serde_json::from_str(d).unwrap_or(Value::Null))
+        self.default
+            .map(|d| serde_json::from_str(d).unwrap_or(Value::Null))
     }
 }
 
@@ -170,7 +171,9 @@ mod tests {
     #[test]
     fn nearest_name_is_suggested() {
         assert_eq!(
-            SPECS.nearest("chaosk8s.pod.action", "terminate_pod").as_deref(),
+            SPECS
+                .nearest("chaosk8s.pod.action", "terminate_pod")
+                .as_deref(),
             Some("chaosk8s.pod.actions.terminate_pods")
         );
         assert!(SPECS.find("chaosk8s.pod.probes", "count_pods").is_some());

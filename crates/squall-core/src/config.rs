@@ -54,7 +54,11 @@ pub fn resolve_configuration(
             Err(msg) => problems.push((base.key(key), msg)),
         }
     }
-    if problems.is_empty() { Ok(out) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
 }
 
 /// Declarations with overrides replacing whole keys, in declaration order.
@@ -79,7 +83,9 @@ fn resolve_config_value(decl: &Value, env: &dyn Environment) -> Result<Value, St
 
 fn resolve_env(map: &Map<String, Value>, env: &dyn Environment) -> Result<Value, String> {
     let Some(key) = map.get("key").and_then(Value::as_str) else {
-        return Err("an env configuration value needs a `key` naming the environment variable".into());
+        return Err(
+            "an env configuration value needs a `key` naming the environment variable".into(),
+        );
     };
     let ty = map.get("env_var_type").and_then(Value::as_str);
     let raw = match (env.var(key), map.get("default")) {
@@ -115,7 +121,10 @@ pub fn convert(v: Value, ty: &str) -> Result<Value, String> {
             .parse::<f64>()
             .map(Value::from)
             .map_err(|_| format!("could not convert string to float: '{s}'")),
-        "bool" => Ok(Value::Bool(!matches!(s.to_lowercase().as_str(), "false" | "0" | "no"))),
+        "bool" => Ok(Value::Bool(!matches!(
+            s.to_lowercase().as_str(),
+            "false" | "0" | "no"
+        ))),
         "json" if s.is_empty() => Ok(v),
         "json" => serde_json::from_str(s).map_err(|e| format!("invalid JSON value '{s}': {e}")),
         _ => Err("variable type can only be: bool, str, int, float, bytes or json".into()),
@@ -138,10 +147,17 @@ pub fn resolve_secrets(
                 let resolved = resolve_secret_map(map, &path, env, &mut problems);
                 out.insert(scope.clone(), Value::Object(resolved));
             }
-            None => problems.push((path, "a secrets scope must be a mapping of names to values".into())),
+            None => problems.push((
+                path,
+                "a secrets scope must be a mapping of names to values".into(),
+            )),
         }
     }
-    if problems.is_empty() { Ok(out) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
 }
 
 fn resolve_secret_map(
@@ -157,7 +173,10 @@ fn resolve_secret_map(
             Some(d) => match d.get("type").and_then(Value::as_str) {
                 Some("env") => secret_from_env(d, &here, env, problems),
                 Some("vault") => {
-                    problems.push((here, "vault secrets are not supported by squall yet; use `type: env`".into()));
+                    problems.push((
+                        here,
+                        "vault secrets are not supported by squall yet; use `type: env`".into(),
+                    ));
                     continue;
                 }
                 _ => Value::Object(resolve_secret_map(d, &here, env, problems)),
@@ -169,9 +188,17 @@ fn resolve_secret_map(
     out
 }
 
-fn secret_from_env(d: &Map<String, Value>, here: &Path, env: &dyn Environment, problems: &mut Vec<Problem>) -> Value {
+fn secret_from_env(
+    d: &Map<String, Value>,
+    here: &Path,
+    env: &dyn Environment,
+    problems: &mut Vec<Problem>,
+) -> Value {
     let Some(key) = d.get("key").and_then(Value::as_str) else {
-        problems.push((here.clone(), "an env secret needs a `key` naming the environment variable".into()));
+        problems.push((
+            here.clone(),
+            "an env secret needs a `key` naming the environment variable".into(),
+        ));
         return Value::Null;
     };
     match env.var(key) {
@@ -213,7 +240,10 @@ mod tests {
 
     fn env(pairs: &[(&str, &str)]) -> FixedEnv {
         FixedEnv {
-            vars: pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
+            vars: pairs
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
             programs: vec![],
         }
     }
@@ -234,7 +264,10 @@ mod tests {
         }));
         let e = env(&[("HOST", "h"), ("ON", "no"), ("J", "[1,2]")]);
         let out = resolve_configuration(&decls, &Map::new(), &e).unwrap();
-        assert_eq!(Value::Object(out), json!({"a": 1, "host": "h", "port": 8080, "on": false, "j": [1, 2], "raw": {"type": "other", "x": 1}}));
+        assert_eq!(
+            Value::Object(out),
+            json!({"a": 1, "host": "h", "port": 8080, "on": false, "j": [1, 2], "raw": {"type": "other", "x": 1}})
+        );
     }
 
     #[test]
@@ -250,24 +283,41 @@ mod tests {
 
     #[test]
     fn conversion_errors() {
-        assert!(convert(json!("abc"), "int").unwrap_err().contains("invalid literal"));
-        assert!(convert(json!("1"), "weird").unwrap_err().contains("variable type can only be"));
+        assert!(
+            convert(json!("abc"), "int")
+                .unwrap_err()
+                .contains("invalid literal")
+        );
+        assert!(
+            convert(json!("1"), "weird")
+                .unwrap_err()
+                .contains("variable type can only be")
+        );
         assert_eq!(convert(json!(""), "bool").unwrap(), json!(true));
         assert_eq!(convert(json!("1.5"), "float").unwrap(), json!(1.5));
     }
 
     #[test]
     fn secrets_inline_env_nested_and_override() {
-        let decls = obj(json!({"k8s": {"token": {"type": "env", "key": "TOK"}, "inline": "x", "nested": {"a": "b"}}}));
+        let decls = obj(
+            json!({"k8s": {"token": {"type": "env", "key": "TOK"}, "inline": "x", "nested": {"a": "b"}}}),
+        );
         let out = resolve_secrets(&decls, &Map::new(), &env(&[("TOK", "t")])).unwrap();
-        assert_eq!(out["k8s"], json!({"token": "t", "inline": "x", "nested": {"a": "b"}}));
+        assert_eq!(
+            out["k8s"],
+            json!({"token": "t", "inline": "x", "nested": {"a": "b"}})
+        );
         let errs = resolve_secrets(&decls, &Map::new(), &env(&[])).unwrap_err();
         assert!(errs[0].1.contains("TOK"));
         let over = obj(json!({"k8s": {"only": 1}}));
         let out = resolve_secrets(&decls, &over, &env(&[])).unwrap();
         assert_eq!(out["k8s"], json!({"only": 1}));
         let vault = obj(json!({"s": {"v": {"type": "vault", "path": "p"}}}));
-        assert!(resolve_secrets(&vault, &Map::new(), &env(&[])).unwrap_err()[0].1.contains("vault"));
+        assert!(
+            resolve_secrets(&vault, &Map::new(), &env(&[])).unwrap_err()[0]
+                .1
+                .contains("vault")
+        );
     }
 
     #[test]
@@ -275,7 +325,11 @@ mod tests {
         assert_eq!(parse_var("a=b=c").unwrap(), ("a".into(), json!("b=c")));
         assert_eq!(parse_var("n:int=4").unwrap(), ("n".into(), json!(4)));
         assert!(parse_var("novalue").is_err());
-        assert!(parse_var("n:int=x").unwrap_err().contains("invalid literal"));
+        assert!(
+            parse_var("n:int=x")
+                .unwrap_err()
+                .contains("invalid literal")
+        );
         assert!(parse_var("=x").is_err());
     }
 }

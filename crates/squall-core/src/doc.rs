@@ -296,7 +296,11 @@ mod tests {
 
     #[test]
     fn paths_print_like_chaos_toolkit_locations() {
-        let p = Path::root().key("method").index(2).key("provider").key("timeout");
+        let p = Path::root()
+            .key("method")
+            .index(2)
+            .key("provider")
+            .key("timeout");
         assert_eq!(p.to_string(), "method[2].provider.timeout");
         assert_eq!(Path::root().to_string(), "(root)");
     }
@@ -306,7 +310,11 @@ mod tests {
         let text = "title: t\nmethod:\n  - name: a\n    provider:\n      timeout: 3\n";
         let doc = Document::parse(text, Format::Yaml).unwrap();
         assert_eq!(doc.value["method"][0]["provider"]["timeout"], 3);
-        let p = Path::root().key("method").index(0).key("provider").key("timeout");
+        let p = Path::root()
+            .key("method")
+            .index(0)
+            .key("provider")
+            .key("timeout");
         let loc = doc.location(&p).unwrap();
         assert_eq!((loc.line, loc.column), (5, 16));
         // A path that does not exist falls back to its nearest parent.
@@ -327,7 +335,8 @@ mod tests {
 
     #[test]
     fn json_has_locations_too() {
-        let doc = Document::parse("{\n  \"title\": \"x\",\n  \"method\": []\n}", Format::Json).unwrap();
+        let doc =
+            Document::parse("{\n  \"title\": \"x\",\n  \"method\": []\n}", Format::Json).unwrap();
         assert_eq!(doc.location(&Path::root().key("method")).unwrap().line, 3);
     }
 

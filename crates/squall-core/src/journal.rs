@@ -82,7 +82,11 @@ pub fn timestamp(unix_micros: i64) -> String {
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
     let (hh, mm, ss) = (rem / 3600, (rem % 3600) / 60, rem % 60);
-    let frac = if micros == 0 { String::new() } else { format!(".{micros:06}") };
+    let frac = if micros == 0 {
+        String::new()
+    } else {
+        format!(".{micros:06}")
+    };
     format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}{frac}+00:00")
 }
 
@@ -108,8 +112,14 @@ mod tests {
     #[test]
     fn timestamps_match_upstream_format() {
         assert_eq!(timestamp(0), "1970-01-01T00:00:00+00:00");
-        assert_eq!(timestamp(1_795_441_482_111_829), "2026-11-23T13:44:42.111829+00:00");
-        assert_eq!(timestamp(951_782_400_000_001), "2000-02-29T00:00:00.000001+00:00");
+        assert_eq!(
+            timestamp(1_795_441_482_111_829),
+            "2026-11-23T13:44:42.111829+00:00"
+        );
+        assert_eq!(
+            timestamp(951_782_400_000_001),
+            "2000-02-29T00:00:00.000001+00:00"
+        );
     }
 
     #[test]
@@ -125,6 +135,9 @@ mod tests {
             tolerance_met: None,
         };
         let text = serde_json::to_string(&r).unwrap();
-        assert_eq!(text, r#"{"activity":{"name":"a"},"output":null,"start":"s","end":"e","duration":0.5}"#);
+        assert_eq!(
+            text,
+            r#"{"activity":{"name":"a"},"output":null,"start":"s","end":"e","duration":0.5}"#
+        );
     }
 }

@@ -14,7 +14,9 @@ pub enum Check {
     Met,
     /// Not met; `probe_failed` when a probe errored rather than being out of
     /// tolerance.
-    NotMet { probe_failed: bool },
+    NotMet {
+        probe_failed: bool,
+    },
 }
 
 /// What happened during a run.
@@ -85,7 +87,11 @@ pub fn verdict(f: &Facts) -> Verdict {
         RunStatus::Deviated => "completed",
         other => other.as_str(),
     };
-    Verdict { status, journal_status, deviated }
+    Verdict {
+        status,
+        journal_status,
+        deviated,
+    }
 }
 
 #[cfg(test)]
@@ -99,40 +105,79 @@ mod tests {
 
     #[test]
     fn all_met_is_completed() {
-        let f = Facts { gate: Check::Met, after: Check::Met, ..Facts::default() };
+        let f = Facts {
+            gate: Check::Met,
+            after: Check::Met,
+            ..Facts::default()
+        };
         assert_eq!(v(f), (RunStatus::Completed, "completed", false));
-        assert_eq!(v(Facts::default()), (RunStatus::Completed, "completed", false));
+        assert_eq!(
+            v(Facts::default()),
+            (RunStatus::Completed, "completed", false)
+        );
     }
 
     #[test]
     fn gate_not_met_is_failed_either_way() {
         for probe_failed in [true, false] {
-            let f = Facts { gate: Check::NotMet { probe_failed }, ..Facts::default() };
+            let f = Facts {
+                gate: Check::NotMet { probe_failed },
+                ..Facts::default()
+            };
             assert_eq!(v(f), (RunStatus::Failed, "failed", false));
         }
     }
 
     #[test]
     fn after_not_met_is_deviated() {
-        let f = Facts { gate: Check::Met, after: Check::NotMet { probe_failed: false }, ..Facts::default() };
+        let f = Facts {
+            gate: Check::Met,
+            after: Check::NotMet {
+                probe_failed: false,
+            },
+            ..Facts::default()
+        };
         assert_eq!(v(f), (RunStatus::Deviated, "completed", true));
-        let f = Facts { gate: Check::Met, after: Check::NotMet { probe_failed: true }, ..Facts::default() };
+        let f = Facts {
+            gate: Check::Met,
+            after: Check::NotMet { probe_failed: true },
+            ..Facts::default()
+        };
         assert_eq!(v(f), (RunStatus::Deviated, "failed", true));
     }
 
     #[test]
     fn interruption_and_abort_win() {
-        let f = Facts { interrupted: true, aborted: true, gate: Check::Met, ..Facts::default() };
+        let f = Facts {
+            interrupted: true,
+            aborted: true,
+            gate: Check::Met,
+            ..Facts::default()
+        };
         assert_eq!(v(f), (RunStatus::Interrupted, "interrupted", false));
-        let f = Facts { aborted: true, gate: Check::Met, ..Facts::default() };
+        let f = Facts {
+            aborted: true,
+            gate: Check::Met,
+            ..Facts::default()
+        };
         assert_eq!(v(f), (RunStatus::Aborted, "aborted", false));
     }
 
     #[test]
     fn fail_fast_fails_unless_the_after_check_deviates() {
-        let f = Facts { failed_fast: true, after: Check::Met, ..Facts::default() };
+        let f = Facts {
+            failed_fast: true,
+            after: Check::Met,
+            ..Facts::default()
+        };
         assert_eq!(v(f), (RunStatus::Failed, "failed", false));
-        let f = Facts { failed_fast: true, after: Check::NotMet { probe_failed: false }, ..Facts::default() };
+        let f = Facts {
+            failed_fast: true,
+            after: Check::NotMet {
+                probe_failed: false,
+            },
+            ..Facts::default()
+        };
         assert_eq!(v(f), (RunStatus::Deviated, "completed", true));
     }
 }

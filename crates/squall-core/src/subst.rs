@@ -47,10 +47,8 @@ pub fn substitute(value: &Value, lookup: &dyn Lookup) -> Value {
 
 /// Substitutes one string, keeping the type of a whole-value `${name}`.
 pub fn substitute_str(s: &str, lookup: &dyn Lookup) -> Value {
-    if let Some(name) = whole_placeholder(s) {
-        if let Some(v) = lookup.get(name) {
-            return v.clone();
-        }
+    if let Some(v) = whole_placeholder(s).and_then(|name| lookup.get(name)) {
+        return v.clone();
     }
     Value::String(interpolate(s, lookup))
 }
@@ -198,8 +196,14 @@ mod tests {
     #[test]
     fn interpolation_uses_python_str() {
         let c = cfg();
-        assert_eq!(substitute_str("http://${host}/x", &c), json!("http://h:80/x"));
-        assert_eq!(substitute_str("f=${flag} l=${list}", &c), json!("f=True l=['a', 1]"));
+        assert_eq!(
+            substitute_str("http://${host}/x", &c),
+            json!("http://h:80/x")
+        );
+        assert_eq!(
+            substitute_str("f=${flag} l=${list}", &c),
+            json!("f=True l=['a', 1]")
+        );
         assert_eq!(substitute_str("z=${none}", &c), json!("z=None"));
         assert_eq!(substitute_str("$a-b", &c), json!("1-b"));
     }
@@ -207,7 +211,15 @@ mod tests {
     #[test]
     fn template_edge_cases_match_string_template() {
         let c = cfg();
-        for s in ["${my-key}", "price: $5", "${}", "${a", "$ {a}", "$UNKNOWN", "${unknown}"] {
+        for s in [
+            "${my-key}",
+            "price: $5",
+            "${}",
+            "${a",
+            "$ {a}",
+            "$UNKNOWN",
+            "${unknown}",
+        ] {
             assert_eq!(substitute_str(s, &c), json!(s), "{s}");
         }
         assert_eq!(substitute_str("$$a", &c), json!("$a"));

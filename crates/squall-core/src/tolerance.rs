@@ -46,7 +46,10 @@ impl Tolerance {
     pub fn parse(v: &Value) -> Result<Self, String> {
         match v {
             Value::Bool(b) => Ok(Self::Bool(*b)),
-            Value::Number(n) => n.as_i64().map(Self::Int).ok_or_else(|| SHAPE_HELP.to_owned()),
+            Value::Number(n) => n
+                .as_i64()
+                .map(Self::Int)
+                .ok_or_else(|| SHAPE_HELP.to_owned()),
             Value::String(s) => Ok(Self::Str(s.clone())),
             Value::Array(items) => Ok(Self::List(items.clone())),
             Value::Object(map) => parse_dict(map),
@@ -65,9 +68,12 @@ impl Tolerance {
             Self::List(items) => check_list(items, value),
             Self::Regex { pattern, target } => check_regex(pattern, target_of(value, target)),
             Self::Range { lo, hi, target } => check_range(*lo, *hi, target_of(value, target)),
-            Self::JsonPath { path, target, expect, count } => {
-                check_jsonpath(path, target_of(value, target), expect.as_ref(), *count)
-            }
+            Self::JsonPath {
+                path,
+                target,
+                expect,
+                count,
+            } => check_jsonpath(path, target_of(value, target), expect.as_ref(), *count),
             Self::Probe(_) => Err("a probe tolerance is run by the engine".into()),
         }
     }
@@ -80,25 +86,40 @@ fn parse_dict(map: &serde_json::Map<String, Value>) -> Result<Tolerance, String>
         Some("regex") => parse_regex(map, target),
         Some("range") => parse_range(map, target),
         Some("jsonpath") => parse_jsonpath(map, target),
-        Some(other) => Err(format!("hypothesis probe tolerance type '{other}' is unsupported")),
-        None => Err("hypothesis probe tolerance needs a `type` (probe, regex, range or jsonpath)".into()),
+        Some(other) => Err(format!(
+            "hypothesis probe tolerance type '{other}' is unsupported"
+        )),
+        None => Err(
+            "hypothesis probe tolerance needs a `type` (probe, regex, range or jsonpath)".into(),
+        ),
     }
 }
 
-fn parse_regex(map: &serde_json::Map<String, Value>, target: Option<String>) -> Result<Tolerance, String> {
+fn parse_regex(
+    map: &serde_json::Map<String, Value>,
+    target: Option<String>,
+) -> Result<Tolerance, String> {
     let pattern = match map.get("pattern") {
         None => return Err("hypothesis regex probe tolerance must have a `pattern` key".into()),
         Some(Value::String(p)) => p.clone(),
-        Some(other) => return Err(format!("hypothesis probe tolerance pattern {other} has an invalid type")),
+        Some(other) => {
+            return Err(format!(
+                "hypothesis probe tolerance pattern {other} has an invalid type"
+            ));
+        }
     };
     if !pattern.contains("${") {
-        Regex::new(&pattern)
-            .map_err(|e| format!("hypothesis probe tolerance pattern {pattern} seems invalid: {e}"))?;
+        Regex::new(&pattern).map_err(|e| {
+            format!("hypothesis probe tolerance pattern {pattern} seems invalid: {e}")
+        })?;
     }
     Ok(Tolerance::Regex { pattern, target })
 }
 
-fn parse_range(map: &serde_json::Map<String, Value>, target: Option<String>) -> Result<Tolerance, String> {
+fn parse_range(
+    map: &serde_json::Map<String, Value>,
+    target: Option<String>,
+) -> Result<Tolerance, String> {
     let range = match map.get("range") {
         None => return Err("hypothesis range probe tolerance must have a `range` key".into()),
         Some(Value::Array(r)) => r,
@@ -107,19 +128,30 @@ fn parse_range(map: &serde_json::Map<String, Value>, target: Option<String>) -> 
     if range.len() != 2 {
         return Err("hypothesis range sequence must be made of two values".into());
     }
-    let lo = range[0].as_f64().ok_or("hypothesis range lower boundary must be a number")?;
-    let hi = range[1].as_f64().ok_or("hypothesis range upper boundary must be a number")?;
+    let lo = range[0]
+        .as_f64()
+        .ok_or("hypothesis range lower boundary must be a number")?;
+    let hi = range[1]
+        .as_f64()
+        .ok_or("hypothesis range upper boundary must be a number")?;
     Ok(Tolerance::Range { lo, hi, target })
 }
 
-fn parse_jsonpath(map: &serde_json::Map<String, Value>, target: Option<String>) -> Result<Tolerance, String> {
+fn parse_jsonpath(
+    map: &serde_json::Map<String, Value>,
+    target: Option<String>,
+) -> Result<Tolerance, String> {
     let path = match map.get("path") {
         None => return Err("hypothesis jsonpath probe tolerance must have a `path` key".into()),
         Some(Value::String(p)) if p.trim().is_empty() => {
             return Err("hypothesis probe tolerance JSON path cannot be empty".into());
         }
         Some(Value::String(p)) => p.clone(),
-        Some(other) => return Err(format!("hypothesis probe tolerance JSON path {other} is invalid")),
+        Some(other) => {
+            return Err(format!(
+                "hypothesis probe tolerance JSON path {other} is invalid"
+            ));
+        }
     };
     if !path.contains("${") {
         compile_path(&path)?;
@@ -188,13 +220,21 @@ fn translate_jsonpath2(path: &str) -> String {
 }
 
 fn keyword_at(chars: &[char], i: usize) -> Option<(usize, &'static str)> {
-    let boundary = |j: usize| chars.get(j).is_none_or(|c| !c.is_alphanumeric() && *c != '_');
+    let boundary = |j: usize| {
+        chars
+            .get(j)
+            .is_none_or(|c| !c.is_alphanumeric() && *c != '_')
+    };
     if i > 0 && !boundary(i - 1) {
         return None;
     }
     for (word, rep) in [("and", "&&"), ("or", "||"), ("not", "!")] {
         let w: Vec<char> = word.chars().collect();
-        let inside_filter = chars[..i].iter().rev().take_while(|c| **c != '[').any(|c| *c == '?');
+        let inside_filter = chars[..i]
+            .iter()
+            .rev()
+            .take_while(|c| **c != '[')
+            .any(|c| *c == '?');
         if inside_filter && chars[i..].starts_with(&w) && boundary(i + w.len()) {
             return Some((w.len(), rep));
         }
@@ -238,10 +278,13 @@ fn in_range(lo: &Value, v: &Value, hi: &Value) -> Result<bool, String> {
 
 fn check_regex(pattern: &str, value: &Value) -> Result<bool, String> {
     let Value::String(s) = value else {
-        return Err(format!("a regex tolerance needs a string to match, got {value}"));
+        return Err(format!(
+            "a regex tolerance needs a string to match, got {value}"
+        ));
     };
     let re = Regex::new(pattern).map_err(|e| format!("invalid pattern {pattern}: {e}"))?;
-    re.is_match(s).map_err(|e| format!("pattern {pattern} failed: {e}"))
+    re.is_match(s)
+        .map_err(|e| format!("pattern {pattern} failed: {e}"))
 }
 
 fn check_range(lo: f64, hi: f64, value: &Value) -> Result<bool, String> {
@@ -279,7 +322,9 @@ fn check_jsonpath(
     };
     let found: Vec<&Value> = compiled.query(doc).all();
     Ok(match (expect, count) {
-        (Some(Value::Array(list)), _) => found.len() == list.len() && found.iter().zip(list).all(|(a, b)| py_eq(a, b)),
+        (Some(Value::Array(list)), _) => {
+            found.len() == list.len() && found.iter().zip(list).all(|(a, b)| py_eq(a, b))
+        }
         (Some(one), _) => found.len() == 1 && py_eq(found[0], one),
         (None, Some(n)) => found.len() == n,
         (None, None) => !found.is_empty(),
@@ -298,7 +343,9 @@ fn num(v: &Value) -> Option<f64> {
 /// containers.
 pub fn py_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| py_eq(p, q)),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| py_eq(p, q))
+        }
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| py_eq(v, w)))
         }
@@ -412,26 +459,59 @@ mod tests {
     #[test]
     fn jsonpath2_filter_spelling_is_accepted() {
         let tol = json!({"type": "jsonpath", "path": "$.items[?(@.name = \"b\" and @.n > 1)].n", "expect": 2});
-        assert!(check(tol, json!({"items": [{"name": "a", "n": 5}, {"name": "b", "n": 2}]})).unwrap());
-        assert_eq!(translate_jsonpath2("$.a[?(@.x != 'a=b' or not @.y)]"), "$.a[?(@.x != 'a=b' || ! @.y)]");
+        assert!(
+            check(
+                tol,
+                json!({"items": [{"name": "a", "n": 5}, {"name": "b", "n": 2}]})
+            )
+            .unwrap()
+        );
+        assert_eq!(
+            translate_jsonpath2("$.a[?(@.x != 'a=b' or not @.y)]"),
+            "$.a[?(@.x != 'a=b' || ! @.y)]"
+        );
     }
 
     #[test]
     fn shape_errors_have_upstream_messages() {
-        assert!(Tolerance::parse(&json!(1.5)).unwrap_err().starts_with("hypothesis probe tolerance must either"));
+        assert!(
+            Tolerance::parse(&json!(1.5))
+                .unwrap_err()
+                .starts_with("hypothesis probe tolerance must either")
+        );
         assert_eq!(
             Tolerance::parse(&json!({"type": "nope"})).unwrap_err(),
             "hypothesis probe tolerance type 'nope' is unsupported"
         );
-        assert!(Tolerance::parse(&json!({"type": "regex"})).unwrap_err().contains("`pattern`"));
-        assert!(Tolerance::parse(&json!({"type": "regex", "pattern": "("})).unwrap_err().contains("seems invalid"));
+        assert!(
+            Tolerance::parse(&json!({"type": "regex"}))
+                .unwrap_err()
+                .contains("`pattern`")
+        );
+        assert!(
+            Tolerance::parse(&json!({"type": "regex", "pattern": "("}))
+                .unwrap_err()
+                .contains("seems invalid")
+        );
         assert_eq!(
             Tolerance::parse(&json!({"type": "range", "range": [1]})).unwrap_err(),
             "hypothesis range sequence must be made of two values"
         );
-        assert!(Tolerance::parse(&json!({"type": "range", "range": ["a", 2]})).unwrap_err().contains("lower"));
-        assert!(Tolerance::parse(&json!({"type": "jsonpath", "path": ""})).unwrap_err().contains("cannot be empty"));
-        assert!(Tolerance::parse(&json!({"type": "jsonpath", "path": "$[["})).unwrap_err().contains("is invalid"));
+        assert!(
+            Tolerance::parse(&json!({"type": "range", "range": ["a", 2]}))
+                .unwrap_err()
+                .contains("lower")
+        );
+        assert!(
+            Tolerance::parse(&json!({"type": "jsonpath", "path": ""}))
+                .unwrap_err()
+                .contains("cannot be empty")
+        );
+        assert!(
+            Tolerance::parse(&json!({"type": "jsonpath", "path": "$[["}))
+                .unwrap_err()
+                .contains("is invalid")
+        );
     }
 
     #[test]

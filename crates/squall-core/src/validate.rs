@@ -19,13 +19,32 @@ use crate::subst::referenced_names;
 use activity::{Role, Slot, slot, unknown_keys};
 
 const TOP_KEYS: &[&str] = &[
-    "title", "description", "tags", "configuration", "secrets", "steady-state-hypothesis", "method",
-    "rollbacks", "extensions", "controls", "runtime", "contributions", "version", "dry", "squall",
+    "title",
+    "description",
+    "tags",
+    "configuration",
+    "secrets",
+    "steady-state-hypothesis",
+    "method",
+    "rollbacks",
+    "extensions",
+    "controls",
+    "runtime",
+    "contributions",
+    "version",
+    "dry",
+    "squall",
 ];
 pub const ROLLBACK_STRATEGIES: &[&str] = &["default", "always", "never", "deviated"];
 pub const HYPOTHESIS_STRATEGIES: &[&str] = &[
-    "default", "before-method-only", "after-method-only", "during-method", "during-method-only",
-    "continuously", "continously", "skip",
+    "default",
+    "before-method-only",
+    "after-method-only",
+    "during-method",
+    "during-method-only",
+    "continuously",
+    "continously",
+    "skip",
 ];
 
 /// What validation needs besides the document.
@@ -71,7 +90,10 @@ impl Ctx<'_> {
                     }
                 }
             }
-            Value::Array(items) => items.iter().enumerate().for_each(|(i, x)| self.check_refs(x, &path.index(i))),
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .for_each(|(i, x)| self.check_refs(x, &path.index(i))),
             Value::Object(m) => m.iter().for_each(|(k, x)| self.check_refs(x, &path.key(k))),
             _ => {}
         }
@@ -87,12 +109,20 @@ pub fn validate(doc: &Document, inputs: &Inputs) -> Result<Validated, Vec<Diagno
         names: HashSet::new(),
     };
     let Some(root) = doc.value.as_object() else {
-        ctx.push(&Path::root(), "an experiment must be a mapping (title, description, method, ...)");
+        ctx.push(
+            &Path::root(),
+            "an experiment must be a mapping (title, description, method, ...)",
+        );
         return Err(ctx.sink.items);
     };
     unknown_keys(&mut ctx, root, TOP_KEYS, &Path::root());
     let title = required_text(&mut ctx, root, "title", "experiment requires a title");
-    required_text(&mut ctx, root, "description", "experiment requires a description");
+    required_text(
+        &mut ctx,
+        root,
+        "description",
+        "experiment requires a description",
+    );
     check_tags(&mut ctx, root.get("tags"));
     check_extensions(&mut ctx, root.get("extensions"));
     if root.contains_key("controls") {
@@ -117,12 +147,20 @@ pub fn validate(doc: &Document, inputs: &Inputs) -> Result<Validated, Vec<Diagno
         runtime,
         limits,
     };
-    Ok(Validated { experiment, configuration, secrets })
+    Ok(Validated {
+        experiment,
+        configuration,
+        secrets,
+    })
 }
 
 /// Parses the probe of a probe tolerance (already validated with its
 /// experiment) into an activity the engine can run.
-pub fn tolerance_probe(v: &Value, catalog: &dyn Catalog, env: &dyn Environment) -> Option<Activity> {
+pub fn tolerance_probe(
+    v: &Value,
+    catalog: &dyn Catalog,
+    env: &dyn Environment,
+) -> Option<Activity> {
     let doc = Document::from_value(v.clone());
     let mut ctx = Ctx {
         sink: Sink::new(&doc),
@@ -135,7 +173,10 @@ pub fn tolerance_probe(v: &Value, catalog: &dyn Catalog, env: &dyn Environment) 
 }
 
 fn object_at(root: &Map<String, Value>, key: &str) -> Map<String, Value> {
-    root.get(key).and_then(Value::as_object).cloned().unwrap_or_default()
+    root.get(key)
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn required_text(ctx: &mut Ctx, root: &Map<String, Value>, key: &str, msg: &str) -> Option<String> {
@@ -154,7 +195,7 @@ fn check_tags(ctx: &mut Ctx, tags: Option<&Value>) {
         None => {}
         Some(Value::Array(items)) => {
             for (i, t) in items.iter().enumerate() {
-                if !t.as_str().is_some_and(|s| !s.is_empty()) {
+                if t.as_str().is_none_or(str::is_empty) {
                     ctx.push(&path.index(i), "experiment tags must be a non-empty string");
                 }
             }
@@ -169,17 +210,27 @@ fn check_extensions(ctx: &mut Ctx, ext: Option<&Value>) {
         None => {}
         Some(Value::Array(items)) => {
             for (i, e) in items.iter().enumerate() {
-                let named = e.get("name").and_then(Value::as_str).is_some_and(|n| !n.trim().is_empty());
+                let named = e
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| !n.trim().is_empty());
                 if !named {
                     ctx.push(&path.index(i), "All extensions require a non-empty name");
                 }
             }
         }
-        Some(_) => ctx.push(&path, "extensions must be a list of mappings, each with a name"),
+        Some(_) => ctx.push(
+            &path,
+            "extensions must be a list of mappings, each with a name",
+        ),
     }
 }
 
-fn resolve_inputs(ctx: &mut Ctx, root: &Map<String, Value>, inputs: &Inputs) -> (Map<String, Value>, Map<String, Value>) {
+fn resolve_inputs(
+    ctx: &mut Ctx,
+    root: &Map<String, Value>,
+    inputs: &Inputs,
+) -> (Map<String, Value>, Map<String, Value>) {
     let mut section = |key: &str| match root.get(key) {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) => m.clone(),
@@ -189,17 +240,23 @@ fn resolve_inputs(ctx: &mut Ctx, root: &Map<String, Value>, inputs: &Inputs) -> 
         }
     };
     let (cfg_decls, secret_decls) = (section("configuration"), section("secrets"));
-    let configuration = resolve_configuration(&cfg_decls, &inputs.config_overrides, ctx.env).unwrap_or_else(|problems| {
-        problems.into_iter().for_each(|(p, m)| ctx.push(&p, m));
-        Map::new()
-    });
-    let secrets = resolve_secrets(&secret_decls, &inputs.secret_overrides, ctx.env).unwrap_or_else(|problems| {
-        problems.into_iter().for_each(|(p, m)| ctx.push(&p, m));
-        Map::new()
-    });
+    let configuration = resolve_configuration(&cfg_decls, &inputs.config_overrides, ctx.env)
+        .unwrap_or_else(|problems| {
+            problems.into_iter().for_each(|(p, m)| ctx.push(&p, m));
+            Map::new()
+        });
+    let secrets = resolve_secrets(&secret_decls, &inputs.secret_overrides, ctx.env).unwrap_or_else(
+        |problems| {
+            problems.into_iter().for_each(|(p, m)| ctx.push(&p, m));
+            Map::new()
+        },
+    );
     ctx.names.extend(cfg_decls.keys().cloned());
     ctx.names.extend(inputs.config_overrides.keys().cloned());
-    for scope in secret_decls.values().chain(inputs.secret_overrides.values()) {
+    for scope in secret_decls
+        .values()
+        .chain(inputs.secret_overrides.values())
+    {
         if let Some(m) = scope.as_object() {
             ctx.names.extend(m.keys().cloned());
         }
@@ -245,7 +302,10 @@ fn hypothesis_slots(ctx: &mut Ctx, v: Option<&Value>) -> (Option<String>, Vec<Sl
         return (None, Vec::new());
     };
     let Some(map) = v.as_object() else {
-        ctx.push(&path, "the steady-state hypothesis must be a mapping with a title and probes");
+        ctx.push(
+            &path,
+            "the steady-state hypothesis must be a mapping with a title and probes",
+        );
         return (None, Vec::new());
     };
     unknown_keys(ctx, map, &["title", "probes", "controls"], &path);
@@ -268,7 +328,11 @@ fn list_slots(ctx: &mut Ctx, v: &Value, path: &Path, role: Role) -> Vec<Slot> {
         ctx.push(path, "expected a list of activities");
         return Vec::new();
     };
-    items.iter().enumerate().map(|(i, item)| slot(ctx, item, &path.index(i), role)).collect()
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| slot(ctx, item, &path.index(i), role))
+        .collect()
 }
 
 fn resolve(ctx: &mut Ctx, slots: Vec<Slot>, cache: &HashMap<String, Activity>) -> Vec<Activity> {
@@ -276,7 +340,11 @@ fn resolve(ctx: &mut Ctx, slots: Vec<Slot>, cache: &HashMap<String, Activity>) -
     for s in slots {
         match s {
             Slot::Activity(a) => out.push(*a),
-            Slot::Ref { name, tolerance, path } => match cache.get(&name) {
+            Slot::Ref {
+                name,
+                tolerance,
+                path,
+            } => match cache.get(&name) {
                 Some(found) => {
                     let mut a = found.clone();
                     a.via_ref = Some(name);
@@ -286,7 +354,10 @@ fn resolve(ctx: &mut Ctx, slots: Vec<Slot>, cache: &HashMap<String, Activity>) -
                     }
                     out.push(a);
                 }
-                None => ctx.push(&path.key("ref"), format!("referenced activity '{name}' could not be found in the experiment")),
+                None => ctx.push(
+                    &path.key("ref"),
+                    format!("referenced activity '{name}' could not be found in the experiment"),
+                ),
             },
             Slot::Invalid => {}
         }
@@ -308,7 +379,13 @@ fn runtime(ctx: &mut Ctx, v: Option<&Value>) -> Runtime {
         match s.as_str() {
             Some(s) if allowed.contains(&s) => Some(s.to_owned()),
             _ => {
-                ctx.push(&p, format!("unknown strategy {s}; expected one of: {}", allowed.join(", ")));
+                ctx.push(
+                    &p,
+                    format!(
+                        "unknown strategy {s}; expected one of: {}",
+                        allowed.join(", ")
+                    ),
+                );
                 None
             }
         }
@@ -336,18 +413,27 @@ fn limits(ctx: &mut Ctx, v: Option<&Value>) -> Limits {
     let max_targets = l.get("max_targets").and_then(|v| {
         let n = v.as_u64();
         if n.is_none() {
-            ctx.push(&lp.key("max_targets"), "max_targets must be a non-negative integer");
+            ctx.push(
+                &lp.key("max_targets"),
+                "max_targets must be a non-negative integer",
+            );
         }
         n
     });
     let max_percent = l.get("max_percent").and_then(|v| {
         let p = v.as_f64().filter(|p| (0.0..=100.0).contains(p));
         if p.is_none() {
-            ctx.push(&lp.key("max_percent"), "max_percent must be a number from 0 to 100");
+            ctx.push(
+                &lp.key("max_percent"),
+                "max_percent must be a number from 0 to 100",
+            );
         }
         p
     });
-    Limits { max_targets, max_percent }
+    Limits {
+        max_targets,
+        max_percent,
+    }
 }
 
 #[cfg(test)]

@@ -29,10 +29,16 @@ impl ActivityCtx {
     /// Records how to undo a change, durably, before the change is made.
     /// An activity that cannot record its undo must not act.
     pub fn record_undo(&self, target: &str, undo: Undo) -> Result<String, ActivityError> {
-        self.log.debug(&format!("ledger: recording undo for {target}: {}", undo.description));
-        self.ledger
-            .record(&self.run_id, target, undo)
-            .map_err(|e| ActivityError::Fatal(format!("could not write the undo ledger {}: {e}", self.ledger.path().display())))
+        self.log.debug(&format!(
+            "ledger: recording undo for {target}: {}",
+            undo.description
+        ));
+        self.ledger.record(&self.run_id, target, undo).map_err(|e| {
+            ActivityError::Fatal(format!(
+                "could not write the undo ledger {}: {e}",
+                self.ledger.path().display()
+            ))
+        })
     }
 
     /// Undos still pending for `target`, oldest first.

@@ -24,14 +24,27 @@ pub fn packages() -> Vec<&'static str> {
 /// names are returned as the error.
 pub fn select(packages: &[String]) -> Result<Vec<&'static ActivitySpec>, Vec<String>> {
     let known = self::packages();
-    let unknown: Vec<String> = packages.iter().filter(|p| !known.iter().any(|k| k == p || p.starts_with(&format!("{k}.")))).cloned().collect();
+    let unknown: Vec<String> = packages
+        .iter()
+        .filter(|p| {
+            !known
+                .iter()
+                .any(|k| k == p || p.starts_with(&format!("{k}.")))
+        })
+        .cloned()
+        .collect();
     if !unknown.is_empty() {
         return Err(unknown);
     }
     let mut specs: Vec<&ActivitySpec> = ACTIVITIES
         .iter()
         .map(|r| &r.spec)
-        .filter(|s| packages.is_empty() || packages.iter().any(|p| s.module == p || s.module.starts_with(&format!("{p}."))))
+        .filter(|s| {
+            packages.is_empty()
+                || packages
+                    .iter()
+                    .any(|p| s.module == p || s.module.starts_with(&format!("{p}.")))
+        })
         .collect();
     specs.sort_by_key(|s| (s.module, s.func));
     Ok(specs)
@@ -99,9 +112,17 @@ mod tests {
         assert_eq!(first["mod"], "squall.testing.actions");
         assert_eq!(first["name"], "restore_file");
         let write = &doc["activities"][1];
-        let keys: Vec<_> = write["arguments"][1].as_object().unwrap().keys().cloned().collect();
+        let keys: Vec<_> = write["arguments"][1]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
         assert_eq!(keys, ["name", "default", "type", "doc"]);
-        assert!(write["arguments"][0].get("default").is_none(), "required arguments have no default");
+        assert!(
+            write["arguments"][0].get("default").is_none(),
+            "required arguments have no default"
+        );
     }
 
     #[test]

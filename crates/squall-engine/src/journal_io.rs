@@ -31,7 +31,10 @@ pub fn new_journal(raw: &Value, title: &str, dry: Option<&str>, squall: SquallIn
     let mut experiment = raw.clone();
     if let Some(map) = experiment.as_object_mut() {
         map.insert("title".into(), Value::String(title.into()));
-        map.insert("dry".into(), dry.map_or(Value::Null, |d| Value::String(d.into())));
+        map.insert(
+            "dry".into(),
+            dry.map_or(Value::Null, |d| Value::String(d.into())),
+        );
     }
     Journal {
         chaoslib_version: "1.45.0".into(),
@@ -52,12 +55,16 @@ pub fn new_journal(raw: &Value, title: &str, dry: Option<&str>, squall: SquallIn
 
 /// Atomically replaces the journal file.
 pub fn write(path: &Path, journal: &Journal) -> Result<(), JournalError> {
-    let err = |source| JournalError { path: path.display().to_string(), source };
+    let err = |source| JournalError {
+        path: path.display().to_string(),
+        source,
+    };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let mut text = serde_json::to_string_pretty(journal).map_err(|e| err(std::io::Error::other(e)))?;
+    let mut text =
+        serde_json::to_string_pretty(journal).map_err(|e| err(std::io::Error::other(e)))?;
     text.push('\n');
     let tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
     std::fs::write(tmp.path(), text).map_err(err)?;
@@ -67,7 +74,12 @@ pub fn write(path: &Path, journal: &Journal) -> Result<(), JournalError> {
 
 fn platform() -> String {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    format!("{}-{}-{}", std::env::consts::OS, release.trim(), std::env::consts::ARCH)
+    format!(
+        "{}-{}-{}",
+        std::env::consts::OS,
+        release.trim(),
+        std::env::consts::ARCH
+    )
 }
 
 fn hostname() -> String {
@@ -94,12 +106,30 @@ mod tests {
         let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
         assert_eq!(
             keys,
-            ["chaoslib-version", "platform", "node", "experiment", "start", "status", "deviated", "steady_states", "run", "rollbacks", "end", "duration", "squall"]
+            [
+                "chaoslib-version",
+                "platform",
+                "node",
+                "experiment",
+                "start",
+                "status",
+                "deviated",
+                "steady_states",
+                "run",
+                "rollbacks",
+                "end",
+                "duration",
+                "squall"
+            ]
         );
         assert_eq!(v["experiment"]["title"], "T");
         assert_eq!(v["experiment"]["dry"], "actions");
         assert_eq!(v["experiment"]["x-unknown"], 1);
         assert_eq!(v["status"], "completed");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary files left behind");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary files left behind"
+        );
     }
 }

@@ -110,13 +110,20 @@ impl Ledger {
 
     /// Pending undos for one target, oldest first.
     pub fn pending_for(&self, target: &str) -> std::io::Result<Vec<Pending>> {
-        Ok(self.pending()?.into_iter().filter(|p| p.target == target).collect())
+        Ok(self
+            .pending()?
+            .into_iter()
+            .filter(|p| p.target == target)
+            .collect())
     }
 
     fn append(&self, line: &Line) -> std::io::Result<()> {
         let mut text = serde_json::to_string(line).map_err(std::io::Error::other)?;
         text.push('\n');
-        let mut f = self.file.lock().map_err(|_| std::io::Error::other("ledger lock poisoned"))?;
+        let mut f = self
+            .file
+            .lock()
+            .map_err(|_| std::io::Error::other("ledger lock poisoned"))?;
         f.write_all(text.as_bytes())?;
         f.sync_data()
     }
@@ -148,7 +155,18 @@ pub fn read_pending(path: &Path) -> std::io::Result<Vec<Pending>> {
             continue;
         };
         match parsed {
-            Line::Record { id, run_id, target, undo, .. } => pending.push(Pending { id, run_id, target, undo }),
+            Line::Record {
+                id,
+                run_id,
+                target,
+                undo,
+                ..
+            } => pending.push(Pending {
+                id,
+                run_id,
+                target,
+                undo,
+            }),
             Line::Done { id, .. } => pending.retain(|p| p.id != id),
         }
     }
@@ -157,7 +175,10 @@ pub fn read_pending(path: &Path) -> std::io::Result<Vec<Pending>> {
 
 /// The default ledger path: next to the journal, `<journal stem>.ledger.jsonl`.
 pub fn default_path(journal: &Path) -> PathBuf {
-    let stem = journal.file_stem().and_then(|s| s.to_str()).unwrap_or("journal");
+    let stem = journal
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("journal");
     journal.with_file_name(format!("{stem}.ledger.jsonl"))
 }
 
@@ -171,7 +192,11 @@ mod tests {
     use serde_json::json;
 
     fn undo(n: i64) -> Undo {
-        Undo { kind: "k".into(), data: json!({"n": n}), description: format!("undo {n}") }
+        Undo {
+            kind: "k".into(),
+            data: json!({"n": n}),
+            description: format!("undo {n}"),
+        }
     }
 
     #[test]
@@ -197,18 +222,29 @@ mod tests {
             ledger.record("r1", "t", undo(1)).unwrap();
         }
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(b"{\"op\":\"record\",\"id\":\"r1-1\",\"ru").unwrap();
+        f.write_all(b"{\"op\":\"record\",\"id\":\"r1-1\",\"ru")
+            .unwrap();
         drop(f);
         assert_eq!(read_pending(&path).unwrap().len(), 1);
         let ledger = Ledger::open(&path).unwrap();
         ledger.record("r2", "t2", undo(2)).unwrap();
         assert_eq!(read_pending(&path).unwrap().len(), 2);
-        assert!(read_pending(&dir.path().join("missing")).unwrap().is_empty());
+        assert!(
+            read_pending(&dir.path().join("missing"))
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
     fn default_path_sits_next_to_the_journal() {
-        assert_eq!(default_path(Path::new("/x/journal.json")), PathBuf::from("/x/journal.ledger.jsonl"));
-        assert_eq!(default_path(Path::new("out.json")), PathBuf::from("out.ledger.jsonl"));
+        assert_eq!(
+            default_path(Path::new("/x/journal.json")),
+            PathBuf::from("/x/journal.ledger.jsonl")
+        );
+        assert_eq!(
+            default_path(Path::new("out.json")),
+            PathBuf::from("out.ledger.jsonl")
+        );
     }
 }

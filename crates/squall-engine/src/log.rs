@@ -57,7 +57,10 @@ impl Logger {
     pub fn new(verbose: bool, log_file: Option<&Path>) -> std::io::Result<Self> {
         let file = match log_file {
             Some(p) => Some(Mutex::new(
-                std::fs::OpenOptions::new().create(true).append(true).open(p)?,
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)?,
             )),
             None => None,
         };
@@ -96,10 +99,8 @@ impl Logger {
 
     pub fn log(&self, level: Level, msg: &str) {
         let now = jiff::Zoned::now();
-        if let Some(cap) = &self.captured {
-            if let Ok(mut lines) = cap.lock() {
-                lines.push(format!("{} {msg}", level.name()));
-            }
+        if let Some(mut lines) = self.captured.as_ref().and_then(|c| c.lock().ok()) {
+            lines.push(format!("{} {msg}", level.name()));
         }
         if let Some(file) = &self.file {
             let stamp = now.strftime("%Y-%m-%d %H:%M:%S%.3f");
@@ -110,7 +111,12 @@ impl Logger {
         if self.console && level >= self.console_level {
             let stamp = now.strftime("%Y-%m-%d %H:%M:%S");
             let line = if self.colour {
-                format!("[{stamp} {}{}\x1b[0m] {}", level.colour(), level.name(), indent(msg))
+                format!(
+                    "[{stamp} {}{}\x1b[0m] {}",
+                    level.colour(),
+                    level.name(),
+                    indent(msg)
+                )
             } else {
                 format!("[{stamp} {}] {}", level.name(), indent(msg))
             };
@@ -167,7 +173,10 @@ mod tests {
         let log = Logger::capture();
         log.info("Steady state hypothesis is met!");
         log.critical("boom");
-        assert_eq!(log.lines(), ["INFO Steady state hypothesis is met!", "CRITICAL boom"]);
+        assert_eq!(
+            log.lines(),
+            ["INFO Steady state hypothesis is met!", "CRITICAL boom"]
+        );
     }
 
     #[test]

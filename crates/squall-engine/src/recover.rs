@@ -23,14 +23,24 @@ pub async fn recover(path: &Path, log: &Logger) -> std::io::Result<Report> {
     let pending = ledger.pending()?;
     let mut report = Report::default();
     if pending.is_empty() {
-        log.info(&format!("Nothing to recover: no pending undo in {}", path.display()));
+        log.info(&format!(
+            "Nothing to recover: no pending undo in {}",
+            path.display()
+        ));
         return Ok(report);
     }
-    log.info(&format!("Recovering {} pending change(s) from {}", pending.len(), path.display()));
+    log.info(&format!(
+        "Recovering {} pending change(s) from {}",
+        pending.len(),
+        path.display()
+    ));
     for entry in pending.iter().rev() {
         let what = entry.undo.description.clone();
         let Some(spec) = undo_fn(&entry.undo.kind) else {
-            let why = format!("unknown undo kind `{}` (written by a newer squall?)", entry.undo.kind);
+            let why = format!(
+                "unknown undo kind `{}` (written by a newer squall?)",
+                entry.undo.kind
+            );
             log.error(&format!("Cannot {what}: {why}"));
             report.failed.push((what, why));
             continue;
@@ -71,7 +81,17 @@ mod tests {
         };
         ledger.record("r", "file", restore("v0")).unwrap();
         ledger.record("r", "file", restore("v1")).unwrap();
-        ledger.record("r", "x", Undo { kind: "nope".into(), data: json!({}), description: "mystery".into() }).unwrap();
+        ledger
+            .record(
+                "r",
+                "x",
+                Undo {
+                    kind: "nope".into(),
+                    data: json!({}),
+                    description: "mystery".into(),
+                },
+            )
+            .unwrap();
         let log = Logger::capture();
         let report = recover(&ledger_path, &log).await.unwrap();
         assert_eq!(report.applied, ["restore to v1", "restore to v0"]);
@@ -80,6 +100,9 @@ mod tests {
         let again = recover(&ledger_path, &log).await.unwrap();
         assert!(again.applied.is_empty());
         assert_eq!(again.failed.len(), 1, "the unknown undo stays pending");
-        assert_eq!(std::fs::read_to_string(&undo_log).unwrap().lines().count(), 2);
+        assert_eq!(
+            std::fs::read_to_string(&undo_log).unwrap().lines().count(),
+            2
+        );
     }
 }

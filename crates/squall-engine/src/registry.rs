@@ -73,7 +73,9 @@ impl Catalog for Registry {
 
 /// The implementation of `module.func`.
 pub fn find(module: &str, func: &str) -> Option<&'static Registered> {
-    ACTIVITIES.iter().find(|r| r.spec.module == module && r.spec.func == func)
+    ACTIVITIES
+        .iter()
+        .find(|r| r.spec.module == module && r.spec.func == func)
 }
 
 /// The undo function of a ledger record.
@@ -84,10 +86,8 @@ pub fn undo_fn(kind: &str) -> Option<&'static UndoSpec> {
 /// Fills in defaults for arguments the experiment left out.
 pub fn with_defaults(spec: &ActivitySpec, mut args: Map<String, Value>) -> Map<String, Value> {
     for arg in spec.args {
-        if !args.contains_key(arg.name) {
-            if let Some(d) = arg.default_value() {
-                args.insert(arg.name.to_owned(), d);
-            }
+        if let (false, Some(d)) = (args.contains_key(arg.name), arg.default_value()) {
+            args.insert(arg.name.to_owned(), d);
         }
     }
     args
@@ -107,7 +107,12 @@ mod tests {
         for r in ACTIVITIES {
             assert!(!r.spec.doc.is_empty(), "{} has no doc", r.spec.qualified());
             for a in r.spec.args {
-                assert!(!a.doc.is_empty(), "{}:{} has no doc", r.spec.qualified(), a.name);
+                assert!(
+                    !a.doc.is_empty(),
+                    "{}:{} has no doc",
+                    r.spec.qualified(),
+                    a.name
+                );
                 if let Some(d) = a.default {
                     assert!(serde_json::from_str::<Value>(d).is_ok(), "bad default {d}");
                 }
@@ -119,7 +124,13 @@ mod tests {
     #[test]
     fn defaults_are_filled_in() {
         let spec = &find("squall.testing.actions", "write_file").unwrap().spec;
-        let args = with_defaults(spec, serde_json::json!({"path": "/x"}).as_object().unwrap().clone());
+        let args = with_defaults(
+            spec,
+            serde_json::json!({"path": "/x"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        );
         assert_eq!(args["content"], "");
         assert!(args["undo_log"].is_null());
     }

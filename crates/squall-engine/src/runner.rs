@@ -73,13 +73,19 @@ pub enum HypothesisStrategy {
 
 impl HypothesisStrategy {
     fn before(self) -> bool {
-        matches!(self, Self::Default | Self::BeforeMethodOnly | Self::Continuously)
+        matches!(
+            self,
+            Self::Default | Self::BeforeMethodOnly | Self::Continuously
+        )
     }
     fn during(self) -> bool {
         matches!(self, Self::DuringMethodOnly | Self::Continuously)
     }
     fn after(self) -> bool {
-        matches!(self, Self::Default | Self::AfterMethodOnly | Self::Continuously)
+        matches!(
+            self,
+            Self::Default | Self::AfterMethodOnly | Self::Continuously
+        )
     }
 }
 
@@ -127,7 +133,10 @@ impl Interrupts {
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("cannot open the undo ledger {path}: {source}")]
-    Ledger { path: String, source: std::io::Error },
+    Ledger {
+        path: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Journal(#[from] JournalError),
 }
@@ -157,7 +166,12 @@ struct Progress {
 }
 
 /// Runs a validated experiment to the end and writes its journal.
-pub async fn run(v: Validated, opts: RunOptions, log: Arc<Logger>, interrupts: Interrupts) -> Result<Outcome, EngineError> {
+pub async fn run(
+    v: Validated,
+    opts: RunOptions,
+    log: Arc<Logger>,
+    interrupts: Interrupts,
+) -> Result<Outcome, EngineError> {
     let ledger = Ledger::open(&opts.ledger_path).map_err(|source| EngineError::Ledger {
         path: opts.ledger_path.display().to_string(),
         source,
@@ -175,7 +189,12 @@ pub async fn run(v: Validated, opts: RunOptions, log: Arc<Logger>, interrupts: I
     let exp = v.experiment;
     let title = py_str(&substitute_str(&exp.title, &sh.lookup()));
     let mut p = Progress {
-        journal: journal_io::new_journal(&exp.raw, &title, opts.dry.map(Dry::as_str), info(&opts, &run_id)),
+        journal: journal_io::new_journal(
+            &exp.raw,
+            &title,
+            opts.dry.map(Dry::as_str),
+            info(&opts, &run_id),
+        ),
         facts: Facts::default(),
         started: tokio::time::Instant::now(),
     };
@@ -183,9 +202,15 @@ pub async fn run(v: Validated, opts: RunOptions, log: Arc<Logger>, interrupts: I
     if let Some(d) = opts.dry {
         log.warning(&format!("Running experiment with dry {}", d.as_str()));
     }
-    log.debug(&format!("Steady-state strategy: {:?}", opts.hypothesis_strategy));
+    log.debug(&format!(
+        "Steady-state strategy: {:?}",
+        opts.hypothesis_strategy
+    ));
     log.debug(&format!("Rollbacks strategy: {:?}", opts.rollback_strategy));
-    let hyp = exp.hypothesis.as_ref().filter(|h| !h.probes.is_empty() && opts.hypothesis_strategy != HypothesisStrategy::Skip);
+    let hyp = exp
+        .hypothesis
+        .as_ref()
+        .filter(|h| !h.probes.is_empty() && opts.hypothesis_strategy != HypothesisStrategy::Skip);
     if opts.hypothesis_strategy == HypothesisStrategy::Skip {
         log.info("Skipping Steady-State Hypothesis as requested");
     }
@@ -236,9 +261,16 @@ fn not_met(sh: &Shared, culprit: Option<&str>) {
     ));
 }
 
-async fn gate(sh: &Arc<Shared>, hyp: Option<&Hypothesis>, opts: &RunOptions, ints: &Interrupts, p: &mut Progress) {
+async fn gate(
+    sh: &Arc<Shared>,
+    hyp: Option<&Hypothesis>,
+    opts: &RunOptions,
+    ints: &Interrupts,
+    p: &mut Progress,
+) {
     let Some(h) = hyp else {
-        sh.log.info("No steady state hypothesis defined. That's ok, just exploring.");
+        sh.log
+            .info("No steady state hypothesis defined. That's ok, just exploring.");
         return;
     };
     if !opts.hypothesis_strategy.before() {
@@ -263,10 +295,16 @@ async fn method(
 ) {
     let stop = CancellationToken::new();
     let failed_fast = Arc::new(AtomicBool::new(false));
-    let during = match hyp.filter(|_| opts.hypothesis_strategy.during()) {
-        Some(h) => Some(tokio::spawn(continuous(sh.clone(), h.clone(), opts.clone(), ints.first.clone(), stop.clone(), failed_fast.clone()))),
-        None => None,
-    };
+    let during = hyp.filter(|_| opts.hypothesis_strategy.during()).map(|h| {
+        tokio::spawn(continuous(
+            sh.clone(),
+            h.clone(),
+            opts.clone(),
+            ints.first.clone(),
+            stop.clone(),
+            failed_fast.clone(),
+        ))
+    });
     sh.log.info("Playing your experiment's method now...");
     if activities.is_empty() {
         sh.log.info("No declared activities, let's move on.");
@@ -274,14 +312,17 @@ async fn method(
     let (records, aborted) = play(sh, activities, &ints.first, Some(&failed_fast)).await;
     p.journal.run = records;
     if let Some(msg) = aborted {
-        sh.log.critical(&format!("Experiment ran into an unexpected fatal error, aborting now: {msg}"));
+        sh.log.critical(&format!(
+            "Experiment ran into an unexpected fatal error, aborting now: {msg}"
+        ));
         p.facts.aborted = true;
     }
     stop.cancel();
-    if let Some(task) = during {
-        if let Ok(states) = task.await {
-            p.journal.steady_states.during = states;
-        }
+    if let Some(Ok(states)) = match during {
+        Some(task) => Some(task.await),
+        None => None,
+    } {
+        p.journal.steady_states.during = states;
     }
     p.facts.failed_fast = failed_fast.load(Ordering::SeqCst);
     p.facts.interrupted |= ints.first.is_cancelled();
@@ -305,7 +346,10 @@ async fn play(
         }
         if a.background {
             let (sh, a, cancel) = (sh.clone(), a.clone(), cancel.clone());
-            background.push((slots.len(), tokio::spawn(async move { execute(&sh, &a, &cancel).await })));
+            background.push((
+                slots.len(),
+                tokio::spawn(async move { execute(&sh, &a, &cancel).await }),
+            ));
             slots.push(None);
             continue;
         }
@@ -341,7 +385,10 @@ async fn continuous(
     stop: CancellationToken,
     failed_fast: Arc<AtomicBool>,
 ) -> Vec<State> {
-    sh.log.info(&format!("Executing the steady-state hypothesis continuously every {} seconds", opts.hypothesis_frequency));
+    sh.log.info(&format!(
+        "Executing the steady-state hypothesis continuously every {} seconds",
+        opts.hypothesis_frequency
+    ));
     let mut states = Vec::new();
     let (mut iterations, mut failures) = (0u32, 0u32);
     while !stop.is_cancelled() && !cancel.is_cancelled() {
@@ -351,10 +398,15 @@ async fn continuous(
         states.push(pass.state);
         if !met && !pass.interrupted {
             failures += 1;
-            sh.log.warning(&format!("Continuous steady state probe '{}' is not in the given tolerance", pass.culprit.unwrap_or_default()));
+            sh.log.warning(&format!(
+                "Continuous steady state probe '{}' is not in the given tolerance",
+                pass.culprit.unwrap_or_default()
+            ));
             if opts.fail_fast {
                 let ratio = f64::from(failures) * 100.0 / f64::from(iterations);
-                sh.log.info(&format!("Terminating immediately the experiment after {ratio:.1}% hypothesis deviated"));
+                sh.log.info(&format!(
+                    "Terminating immediately the experiment after {ratio:.1}% hypothesis deviated"
+                ));
                 failed_fast.store(true, Ordering::SeqCst);
                 break;
             }
@@ -370,12 +422,19 @@ async fn continuous(
     states
 }
 
-async fn after(sh: &Arc<Shared>, hyp: Option<&Hypothesis>, opts: &RunOptions, ints: &Interrupts, p: &mut Progress) {
+async fn after(
+    sh: &Arc<Shared>,
+    hyp: Option<&Hypothesis>,
+    opts: &RunOptions,
+    ints: &Interrupts,
+    p: &mut Progress,
+) {
     if p.facts.interrupted || p.facts.aborted {
         return;
     }
     let Some(h) = hyp else {
-        sh.log.info("No steady state hypothesis defined. That's ok, just exploring.");
+        sh.log
+            .info("No steady state hypothesis defined. That's ok, just exploring.");
         return;
     };
     if !opts.hypothesis_strategy.after() {
@@ -395,15 +454,18 @@ fn should_roll_back(sh: &Shared, strategy: RollbackStrategy, deviated: bool) -> 
     match strategy {
         RollbackStrategy::Default => true,
         RollbackStrategy::Always => {
-            sh.log.warning("Rollbacks were explicitly requested to be played");
+            sh.log
+                .warning("Rollbacks were explicitly requested to be played");
             true
         }
         RollbackStrategy::Never => {
-            sh.log.warning("Rollbacks were explicitly requested to not be played");
+            sh.log
+                .warning("Rollbacks were explicitly requested to not be played");
             false
         }
         RollbackStrategy::Deviated if deviated => {
-            sh.log.warning("Rollbacks will be played only because the experiment deviated");
+            sh.log
+                .warning("Rollbacks will be played only because the experiment deviated");
             true
         }
         RollbackStrategy::Deviated => {
@@ -413,13 +475,20 @@ fn should_roll_back(sh: &Shared, strategy: RollbackStrategy, deviated: bool) -> 
     }
 }
 
-async fn rollbacks(sh: &Arc<Shared>, list: &[Activity], opts: &RunOptions, ints: &Interrupts, p: &mut Progress) {
+async fn rollbacks(
+    sh: &Arc<Shared>,
+    list: &[Activity],
+    opts: &RunOptions,
+    ints: &Interrupts,
+    p: &mut Progress,
+) {
     let deviated = verdict(&p.facts).deviated;
     if !should_roll_back(sh, opts.rollback_strategy, deviated) {
         return;
     }
     if ints.second.is_cancelled() {
-        sh.log.warning("Received a second signal; not running the rollbacks");
+        sh.log
+            .warning("Received a second signal; not running the rollbacks");
         return;
     }
     sh.log.info("Let's rollback...");
@@ -430,7 +499,9 @@ async fn rollbacks(sh: &Arc<Shared>, list: &[Activity], opts: &RunOptions, ints:
     let mut records = Vec::new();
     for a in list {
         if ints.second.is_cancelled() {
-            sh.log.warning("Received an exit signal. Terminating now without running the remaining rollbacks.");
+            sh.log.warning(
+                "Received an exit signal. Terminating now without running the remaining rollbacks.",
+            );
             break;
         }
         sh.log.info(&format!("Rollback: {}", a.name));
@@ -440,7 +511,12 @@ async fn rollbacks(sh: &Arc<Shared>, list: &[Activity], opts: &RunOptions, ints:
     p.journal.rollbacks = records;
 }
 
-fn finish(sh: &Shared, opts: &RunOptions, ints: &Interrupts, mut p: Progress) -> Result<Outcome, EngineError> {
+fn finish(
+    sh: &Shared,
+    opts: &RunOptions,
+    ints: &Interrupts,
+    mut p: Progress,
+) -> Result<Outcome, EngineError> {
     p.facts.interrupted |= ints.first.is_cancelled();
     let v = verdict(&p.facts);
     let j = &mut p.journal;
@@ -451,9 +527,13 @@ fn finish(sh: &Shared, opts: &RunOptions, ints: &Interrupts, mut p: Progress) ->
     j.squall.outcome = Some(v.status.as_str().into());
     j.squall.signals = ints.signals.lock().map(|s| s.clone()).unwrap_or_default();
     j.squall.pending_undo = pending_for_run(sh);
-    sh.log.info(&format!("Experiment ended with status: {}", v.status.as_str()));
+    sh.log.info(&format!(
+        "Experiment ended with status: {}",
+        v.status.as_str()
+    ));
     if v.status == RunStatus::Deviated {
-        sh.log.info("The steady-state has deviated, a weakness may have been discovered");
+        sh.log
+            .info("The steady-state has deviated, a weakness may have been discovered");
     }
     if !j.squall.pending_undo.is_empty() {
         sh.log.warning(&format!(
@@ -464,7 +544,10 @@ fn finish(sh: &Shared, opts: &RunOptions, ints: &Interrupts, mut p: Progress) ->
         ));
     }
     journal_io::write(&opts.journal_path, &p.journal)?;
-    Ok(Outcome { journal: p.journal, verdict: v })
+    Ok(Outcome {
+        journal: p.journal,
+        verdict: v,
+    })
 }
 
 fn pending_for_run(sh: &Shared) -> Vec<String> {

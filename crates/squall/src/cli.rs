@@ -164,10 +164,14 @@ mod tests {
     #[test]
     fn dry_alone_means_activities() {
         let cli = Cli::try_parse_from(["squall", "run", "x.yaml", "--dry"]).unwrap();
-        let Command::Run(args) = cli.command else { panic!() };
+        let Command::Run(args) = cli.command else {
+            panic!()
+        };
         assert!(matches!(args.dry, Some(DryArg::Activities)));
         let cli = Cli::try_parse_from(["squall", "run", "--dry=pause", "x.yaml"]).unwrap();
-        let Command::Run(args) = cli.command else { panic!() };
+        let Command::Run(args) = cli.command else {
+            panic!()
+        };
         assert!(matches!(args.dry, Some(DryArg::Pause)));
     }
 }

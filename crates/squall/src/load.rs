@@ -33,7 +33,10 @@ pub struct RealEnv {
 
 impl Environment for RealEnv {
     fn var(&self, name: &str) -> Option<String> {
-        self.overlay.get(name).cloned().or_else(|| std::env::var(name).ok())
+        self.overlay
+            .get(name)
+            .cloned()
+            .or_else(|| std::env::var(name).ok())
     }
     fn executable_exists(&self, program: &str) -> bool {
         resolve(program).is_some()
@@ -51,10 +54,15 @@ pub struct Vars {
 /// Reads and parses a YAML or JSON file.
 pub fn read_document(path: &Path) -> Result<Document, InputError> {
     let name = path.display().to_string();
-    let format = Format::from_name(&name)
-        .ok_or_else(|| InputError::one(format!("{name}: only files with json, yaml or yml extensions are supported")))?;
-    let text = std::fs::read(path).map_err(|e| InputError::one(format!("{name}: cannot read: {e}")))?;
-    let text = String::from_utf8(text).map_err(|_| InputError::one(format!("{name}: not UTF-8 text")))?;
+    let format = Format::from_name(&name).ok_or_else(|| {
+        InputError::one(format!(
+            "{name}: only files with json, yaml or yml extensions are supported"
+        ))
+    })?;
+    let text =
+        std::fs::read(path).map_err(|e| InputError::one(format!("{name}: cannot read: {e}")))?;
+    let text =
+        String::from_utf8(text).map_err(|_| InputError::one(format!("{name}: not UTF-8 text")))?;
     Document::parse(&text, format).map_err(|d| InputError::one(d.render(&name)))
 }
 
@@ -79,13 +87,22 @@ fn merge_var_document(vars: &mut Vars, path: &Path) -> Result<(), InputError> {
     let name = path.display().to_string();
     let doc = read_document(path)?;
     let Some(map) = doc.value.as_object() else {
-        return Err(InputError::one(format!("{name}: a var file must be a mapping with `configuration` and/or `secrets`")));
+        return Err(InputError::one(format!(
+            "{name}: a var file must be a mapping with `configuration` and/or `secrets`"
+        )));
     };
-    for (key, target) in [("configuration", &mut vars.configuration), ("secrets", &mut vars.secrets)] {
+    for (key, target) in [
+        ("configuration", &mut vars.configuration),
+        ("secrets", &mut vars.secrets),
+    ] {
         match map.get(key) {
             None => {}
             Some(Value::Object(m)) => target.extend(m.clone()),
-            Some(_) => return Err(InputError::one(format!("{name}: `{key}` must be a mapping"))),
+            Some(_) => {
+                return Err(InputError::one(format!(
+                    "{name}: `{key}` must be a mapping"
+                )));
+            }
         }
     }
     Ok(())
@@ -94,15 +111,19 @@ fn merge_var_document(vars: &mut Vars, path: &Path) -> Result<(), InputError> {
 /// A .env file: `NAME=VALUE` lines; blank lines and `#` comments skipped.
 fn merge_dotenv(vars: &mut Vars, path: &Path) -> Result<(), InputError> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| InputError::one(format!("{name}: cannot read: {e}")))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| InputError::one(format!("{name}: cannot read: {e}")))?;
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let (k, v) = line
-            .split_once('=')
-            .ok_or_else(|| InputError::one(format!("{name}:{}: expected NAME=VALUE, got `{line}`", n + 1)))?;
+        let (k, v) = line.split_once('=').ok_or_else(|| {
+            InputError::one(format!(
+                "{name}:{}: expected NAME=VALUE, got `{line}`",
+                n + 1
+            ))
+        })?;
         vars.env.overlay.insert(k.trim().to_owned(), v.to_owned());
     }
     Ok(())
@@ -134,7 +155,10 @@ pub fn settings(path: Option<&Path>) -> Result<Value, InputError> {
     }
     let doc = read_document(&path)?;
     if !(doc.value.is_object() || doc.value.is_null()) {
-        return Err(InputError::one(format!("{}: settings must be a mapping", path.display())));
+        return Err(InputError::one(format!(
+            "{}: settings must be a mapping",
+            path.display()
+        )));
     }
     Ok(doc.value)
 }
@@ -147,10 +171,17 @@ mod tests {
     fn var_files_then_vars_then_dotenv() {
         let dir = tempfile::tempdir().unwrap();
         let yaml = dir.path().join("vars.yaml");
-        std::fs::write(&yaml, "configuration:\n  a: 1\n  b: 2\nsecrets:\n  s: {k: v}\n").unwrap();
+        std::fs::write(
+            &yaml,
+            "configuration:\n  a: 1\n  b: 2\nsecrets:\n  s: {k: v}\n",
+        )
+        .unwrap();
         let env = dir.path().join("vars.env");
         std::fs::write(&env, "# comment\n\nSQUALL_TEST_X=1=2\n").unwrap();
-        let args = VarArgs { vars: vec!["b:int=3".into()], var_files: vec![yaml, env] };
+        let args = VarArgs {
+            vars: vec!["b:int=3".into()],
+            var_files: vec![yaml, env],
+        };
         let vars = load_vars(&args).unwrap();
         assert_eq!(vars.configuration["a"], 1);
         assert_eq!(vars.configuration["b"], 3);
@@ -163,10 +194,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bad = dir.path().join("bad.env");
         std::fs::write(&bad, "novalue\n").unwrap();
-        let args = VarArgs { vars: vec![], var_files: vec![bad] };
+        let args = VarArgs {
+            vars: vec![],
+            var_files: vec![bad],
+        };
         assert!(load_vars(&args).err().unwrap().0[0].contains(":1: expected NAME=VALUE"));
-        let args = VarArgs { vars: vec!["x".into()], var_files: vec![] };
+        let args = VarArgs {
+            vars: vec!["x".into()],
+            var_files: vec![],
+        };
         assert!(load_vars(&args).is_err());
-        assert!(read_document(Path::new("x.txt")).err().unwrap().0[0].contains("only files with json"));
+        assert!(
+            read_document(Path::new("x.txt")).err().unwrap().0[0].contains("only files with json")
+        );
     }
 }

@@ -20,13 +20,22 @@ fn main() -> ExitCode {
     let log = match Logger::new(cli.verbose, log_file) {
         Ok(l) => Arc::new(l),
         Err(e) => {
-            eprintln!("squall: cannot open the log file {}: {e}", cli.log_file.display());
+            eprintln!(
+                "squall: cannot open the log file {}: {e}",
+                cli.log_file.display()
+            );
             return ExitCode::from(exit::INVALID);
         }
     };
     log.debug(&"#".repeat(79));
-    log.debug(&format!("Running command '{}'", std::env::args().collect::<Vec<_>>().join(" ")));
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    log.debug(&format!(
+        "Running command '{}'",
+        std::env::args().collect::<Vec<_>>().join(" ")
+    ));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             log.critical(&format!("cannot start the async runtime: {e}"));

@@ -19,14 +19,41 @@ pub(crate) enum Role {
 }
 
 const ACTIVITY_KEYS: &[&str] = &[
-    "type", "name", "provider", "pauses", "background", "tolerance", "controls", "timeout", "dry",
-    "configuration", "secrets", "ref", "description", "extensions",
+    "type",
+    "name",
+    "provider",
+    "pauses",
+    "background",
+    "tolerance",
+    "controls",
+    "timeout",
+    "dry",
+    "configuration",
+    "secrets",
+    "ref",
+    "description",
+    "extensions",
 ];
-const PYTHON_KEYS: &[&str] = &["type", "module", "func", "arguments", "secrets", "configuration"];
+const PYTHON_KEYS: &[&str] = &[
+    "type",
+    "module",
+    "func",
+    "arguments",
+    "secrets",
+    "configuration",
+];
 const PROCESS_KEYS: &[&str] = &["type", "path", "arguments", "timeout", "env", "secrets"];
 const HTTP_KEYS: &[&str] = &[
-    "type", "url", "method", "headers", "arguments", "timeout", "verify_tls", "max_retries",
-    "expected_status", "secrets",
+    "type",
+    "url",
+    "method",
+    "headers",
+    "arguments",
+    "timeout",
+    "verify_tls",
+    "max_retries",
+    "expected_status",
+    "secrets",
 ];
 
 /// An activity slot before `ref`s are resolved.
@@ -42,7 +69,10 @@ pub(crate) enum Slot {
 
 pub(crate) fn slot(ctx: &mut Ctx, v: &Value, path: &Path, role: Role) -> Slot {
     let Some(map) = v.as_object().filter(|m| !m.is_empty()) else {
-        ctx.push(path, "empty activity is no activity (expected a mapping with type, name and provider)");
+        ctx.push(
+            path,
+            "empty activity is no activity (expected a mapping with type, name and provider)",
+        );
         return Slot::Invalid;
     };
     if let Some(r) = map.get("ref") {
@@ -56,7 +86,10 @@ pub(crate) fn slot(ctx: &mut Ctx, v: &Value, path: &Path, role: Role) -> Slot {
 
 fn ref_slot(ctx: &mut Ctx, map: &Map<String, Value>, r: &Value, path: &Path, role: Role) -> Slot {
     let Some(name) = r.as_str().filter(|s| !s.is_empty()) else {
-        ctx.push(&path.key("ref"), "reference to activity must be non-empty strings");
+        ctx.push(
+            &path.key("ref"),
+            "reference to activity must be non-empty strings",
+        );
         return Slot::Invalid;
     };
     let tolerance = map.get("tolerance").cloned();
@@ -71,7 +104,12 @@ fn ref_slot(ctx: &mut Ctx, map: &Map<String, Value>, r: &Value, path: &Path, rol
 }
 
 /// Validates a non-ref activity; `None` when it is too broken to run.
-pub(crate) fn activity(ctx: &mut Ctx, map: &Map<String, Value>, path: &Path, role: Role) -> Option<Activity> {
+pub(crate) fn activity(
+    ctx: &mut Ctx,
+    map: &Map<String, Value>,
+    path: &Path,
+    role: Role,
+) -> Option<Activity> {
     unknown_keys(ctx, map, ACTIVITY_KEYS, path);
     let kind = activity_kind(ctx, map, path);
     let name = match map.get("name") {
@@ -82,13 +120,22 @@ pub(crate) fn activity(ctx: &mut Ctx, map: &Map<String, Value>, path: &Path, rol
         }
     };
     let label = name.clone().unwrap_or_default();
-    let provider = provider(ctx, map.get("provider"), &path.key("provider"), &label, role);
+    let provider = provider(
+        ctx,
+        map.get("provider"),
+        &path.key("provider"),
+        &label,
+        role,
+    );
     let pauses = pauses(ctx, map.get("pauses"), &path.key("pauses"));
     let background = match map.get("background") {
         None => false,
         Some(Value::Bool(b)) => *b,
         Some(_) => {
-            ctx.push(&path.key("background"), "activity background must be a boolean");
+            ctx.push(
+                &path.key("background"),
+                "activity background must be a boolean",
+            );
             false
         }
     };
@@ -120,11 +167,17 @@ fn activity_kind(ctx: &mut Ctx, map: &Map<String, Value>, path: &Path) -> Option
         Some("action") => Some(Kind::Action),
         Some("probe") => Some(Kind::Probe),
         Some(other) => {
-            ctx.push(&path.key("type"), format!("'{other}' is not a supported activity type (use action or probe)"));
+            ctx.push(
+                &path.key("type"),
+                format!("'{other}' is not a supported activity type (use action or probe)"),
+            );
             None
         }
         None => {
-            ctx.push(&path.key("type"), "an activity must have a type (action or probe)");
+            ctx.push(
+                &path.key("type"),
+                "an activity must have a type (action or probe)",
+            );
             None
         }
     }
@@ -150,7 +203,10 @@ fn pauses(ctx: &mut Ctx, v: Option<&Value>, path: &Path) -> Pauses {
         return Pauses::default();
     };
     let Some(map) = v.as_object() else {
-        ctx.push(path, "pauses must be a mapping with `before` and/or `after`");
+        ctx.push(
+            path,
+            "pauses must be a mapping with `before` and/or `after`",
+        );
         return Pauses::default();
     };
     unknown_keys(ctx, map, &["before", "after"], path);
@@ -177,9 +233,18 @@ fn pauses(ctx: &mut Ctx, v: Option<&Value>, path: &Path) -> Pauses {
     }
 }
 
-fn provider(ctx: &mut Ctx, v: Option<&Value>, path: &Path, name: &str, role: Role) -> Option<Provider> {
+fn provider(
+    ctx: &mut Ctx,
+    v: Option<&Value>,
+    path: &Path,
+    name: &str,
+    role: Role,
+) -> Option<Provider> {
     let Some(map) = v.and_then(Value::as_object) else {
-        ctx.push(path, "an activity requires a provider (a mapping with a type)");
+        ctx.push(
+            path,
+            "an activity requires a provider (a mapping with a type)",
+        );
         return None;
     };
     match map.get("type").and_then(Value::as_str) {
@@ -187,7 +252,10 @@ fn provider(ctx: &mut Ctx, v: Option<&Value>, path: &Path, name: &str, role: Rol
         Some("process") => process(ctx, map, path),
         Some("http") => http(ctx, map, path),
         Some(other) => {
-            ctx.push(&path.key("type"), format!("unknown provider type '{other}' (use python, process or http)"));
+            ctx.push(
+                &path.key("type"),
+                format!("unknown provider type '{other}' (use python, process or http)"),
+            );
             None
         }
         None => {
@@ -207,11 +275,20 @@ fn process(ctx: &mut Ctx, map: &Map<String, Value>, path: &Path) -> Option<Provi
         }
     };
     if !ctx.env.executable_exists(&prog) {
-        ctx.push(&path.key("path"), format!("path '{prog}' cannot be found (not a file and not on PATH)"));
+        ctx.push(
+            &path.key("path"),
+            format!("path '{prog}' cannot be found (not a file and not on PATH)"),
+        );
     }
     let arguments = map.get("arguments").cloned().unwrap_or(Value::Null);
-    if !matches!(arguments, Value::Null | Value::Array(_) | Value::String(_) | Value::Object(_)) {
-        ctx.push(&path.key("arguments"), "process arguments must be a list or a string");
+    if !matches!(
+        arguments,
+        Value::Null | Value::Array(_) | Value::String(_) | Value::Object(_)
+    ) {
+        ctx.push(
+            &path.key("arguments"),
+            "process arguments must be a list or a string",
+        );
     }
     ctx.check_refs(&arguments, &path.key("arguments"));
     let timeout = number_field(ctx, map, "timeout", path);
@@ -219,11 +296,19 @@ fn process(ctx: &mut Ctx, map: &Map<String, Value>, path: &Path) -> Option<Provi
         None => Map::new(),
         Some(Value::Object(e)) if e.values().all(|v| !v.is_array() && !v.is_object()) => e.clone(),
         Some(_) => {
-            ctx.push(&path.key("env"), "process env must be a mapping of names to plain values");
+            ctx.push(
+                &path.key("env"),
+                "process env must be a mapping of names to plain values",
+            );
             Map::new()
         }
     };
-    Some(Provider::Process { path: prog, arguments, timeout, env })
+    Some(Provider::Process {
+        path: prog,
+        arguments,
+        timeout,
+        env,
+    })
 }
 
 fn http(ctx: &mut Ctx, map: &Map<String, Value>, path: &Path) -> Option<Provider> {
@@ -236,14 +321,20 @@ fn http(ctx: &mut Ctx, map: &Map<String, Value>, path: &Path) -> Option<Provider
         }
     };
     ctx.check_refs(&Value::String(url.clone()), &path.key("url"));
-    if !url.contains('$') && !(url.starts_with("http://") || url.starts_with("https://")) {
-        ctx.push(&path.key("url"), format!("'{url}' is not an http:// or https:// URL"));
+    if !(url.contains('$') || url.starts_with("http://") || url.starts_with("https://")) {
+        ctx.push(
+            &path.key("url"),
+            format!("'{url}' is not an http:// or https:// URL"),
+        );
     }
     let method = match map.get("method") {
         None => "GET".to_owned(),
         Some(Value::String(m)) if !m.is_empty() => m.to_uppercase(),
         Some(_) => {
-            ctx.push(&path.key("method"), "the HTTP method must be a string such as GET or POST");
+            ctx.push(
+                &path.key("method"),
+                "the HTTP method must be a string such as GET or POST",
+            );
             "GET".to_owned()
         }
     };
@@ -251,7 +342,10 @@ fn http(ctx: &mut Ctx, map: &Map<String, Value>, path: &Path) -> Option<Provider
         None => Map::new(),
         Some(Value::Object(h)) => h.clone(),
         Some(_) => {
-            ctx.push(&path.key("headers"), "a HTTP activities expect headers as a mapping");
+            ctx.push(
+                &path.key("headers"),
+                "a HTTP activities expect headers as a mapping",
+            );
             Map::new()
         }
     };
@@ -262,34 +356,67 @@ fn http(ctx: &mut Ctx, map: &Map<String, Value>, path: &Path) -> Option<Provider
     if let Some(a) = &arguments {
         ctx.check_refs(a, &path.key("arguments"));
     }
-    Some(Provider::Http { url, method, headers, arguments, timeout, verify_tls })
+    Some(Provider::Http {
+        url,
+        method,
+        headers,
+        arguments,
+        timeout,
+        verify_tls,
+    })
 }
 
 fn http_timeout(ctx: &mut Ctx, v: Option<&Value>, path: &Path) -> Option<Value> {
     let v = v?;
     let ok = match v {
         Value::Number(n) => n.as_f64().is_some_and(|f| f > 0.0),
-        Value::Array(pair) => pair.len() == 2 && pair.iter().all(|p| p.as_f64().is_some_and(|f| f > 0.0)),
+        Value::Array(pair) => {
+            pair.len() == 2 && pair.iter().all(|p| p.as_f64().is_some_and(|f| f > 0.0))
+        }
         Value::String(s) => s.starts_with("${") && s.ends_with('}'),
         _ => false,
     };
     if !ok {
-        ctx.push(path, "the HTTP timeout must be a number of seconds or a [connect, read] pair of numbers");
+        ctx.push(
+            path,
+            "the HTTP timeout must be a number of seconds or a [connect, read] pair of numbers",
+        );
         return None;
     }
     ctx.check_refs(v, path);
     Some(v.clone())
 }
 
-fn native(ctx: &mut Ctx, map: &Map<String, Value>, path: &Path, name: &str, role: Role) -> Option<Provider> {
+fn native(
+    ctx: &mut Ctx,
+    map: &Map<String, Value>,
+    path: &Path,
+    name: &str,
+    role: Role,
+) -> Option<Provider> {
     unknown_keys(ctx, map, PYTHON_KEYS, path);
-    let module = string_field(ctx, map, "module", path, "a Python activity must have a module path");
-    let func = string_field(ctx, map, "func", path, "a Python activity must have a function name");
+    let module = string_field(
+        ctx,
+        map,
+        "module",
+        path,
+        "a Python activity must have a module path",
+    );
+    let func = string_field(
+        ctx,
+        map,
+        "func",
+        path,
+        "a Python activity must have a function name",
+    );
     let arguments = match map.get("arguments") {
         None => Map::new(),
         Some(Value::Object(a)) => a.clone(),
         Some(_) => {
-            ctx.push(&path.key("arguments"), "arguments must be a mapping of argument names to values");
+            ctx.push(
+                &path.key("arguments"),
+                "arguments must be a mapping of argument names to values",
+            );
             Map::new()
         }
     };
@@ -303,11 +430,21 @@ fn native(ctx: &mut Ctx, map: &Map<String, Value>, path: &Path, name: &str, role
                 .nearest(&module, &func)
                 .map(|n| format!("; the nearest known one is `{n}`"))
                 .unwrap_or_default();
-            ctx.push(path, format!("unknown activity `{module}.{func}`{hint} (run `squall discover` to list them)"));
+            ctx.push(
+                path,
+                format!(
+                    "unknown activity `{module}.{func}`{hint} (run `squall discover` to list them)"
+                ),
+            );
         }
     }
     ctx.check_refs(&Value::Object(arguments.clone()), &path.key("arguments"));
-    Some(Provider::Native { module, func, arguments, secrets })
+    Some(Provider::Native {
+        module,
+        func,
+        arguments,
+        secrets,
+    })
 }
 
 fn check_arguments(
@@ -321,20 +458,34 @@ fn check_arguments(
     for (key, value) in args {
         let Some(arg) = spec.args.iter().find(|a| a.name == key) else {
             let near = spec.args.iter().min_by_key(|a| edit_distance(a.name, key));
-            let hint = near.map(|a| format!("; did you mean `{}`?", a.name)).unwrap_or_default();
+            let hint = near
+                .map(|a| format!("; did you mean `{}`?", a.name))
+                .unwrap_or_default();
             ctx.push(&path.key(key), format!("argument '{key}' is not part of the function signature in activity '{name}'{hint}"));
             continue;
         };
         let placeholder = value.as_str().is_some_and(|s| s.contains("${"));
         let null_ok = value.is_null() && arg.default == Some("null");
         if !placeholder && !null_ok && !arg.ty.accepts(value) {
-            ctx.push(&path.key(key), format!("argument '{key}' must be of type {}, got {value}", type_label(arg.ty)));
+            ctx.push(
+                &path.key(key),
+                format!(
+                    "argument '{key}' must be of type {}, got {value}",
+                    type_label(arg.ty)
+                ),
+            );
         }
     }
     for arg in spec.args {
         let supplied_later = role == Role::ToleranceProbe && arg.name == "value";
         if arg.default.is_none() && !args.contains_key(arg.name) && !supplied_later {
-            ctx.push(path, format!("required argument '{}' is missing from activity '{name}'", arg.name));
+            ctx.push(
+                path,
+                format!(
+                    "required argument '{}' is missing from activity '{name}'",
+                    arg.name
+                ),
+            );
         }
     }
 }
@@ -349,17 +500,27 @@ fn type_label(t: ArgType) -> &'static str {
 fn secrets_list(ctx: &mut Ctx, v: Option<&Value>, path: &Path) -> Vec<String> {
     match v {
         None => Vec::new(),
-        Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
-            items.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect()
-        }
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => items
+            .iter()
+            .filter_map(|s| s.as_str().map(str::to_owned))
+            .collect(),
         Some(_) => {
-            ctx.push(path, "provider secrets must be a list of secret scope names");
+            ctx.push(
+                path,
+                "provider secrets must be a list of secret scope names",
+            );
             Vec::new()
         }
     }
 }
 
-fn string_field(ctx: &mut Ctx, map: &Map<String, Value>, key: &str, path: &Path, msg: &str) -> Option<String> {
+fn string_field(
+    ctx: &mut Ctx,
+    map: &Map<String, Value>,
+    key: &str,
+    path: &Path,
+    msg: &str,
+) -> Option<String> {
     match map.get(key) {
         Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
         _ => {
@@ -374,13 +535,22 @@ fn number_field(ctx: &mut Ctx, map: &Map<String, Value>, key: &str, path: &Path)
     match v.as_f64().filter(|f| *f > 0.0) {
         Some(f) => Some(f),
         None => {
-            ctx.push(&path.key(key), format!("{key} must be a positive number of seconds"));
+            ctx.push(
+                &path.key(key),
+                format!("{key} must be a positive number of seconds"),
+            );
             None
         }
     }
 }
 
-fn bool_field(ctx: &mut Ctx, map: &Map<String, Value>, key: &str, path: &Path, default: bool) -> bool {
+fn bool_field(
+    ctx: &mut Ctx,
+    map: &Map<String, Value>,
+    key: &str,
+    path: &Path,
+    default: bool,
+) -> bool {
     match map.get(key) {
         None => default,
         Some(Value::Bool(b)) => *b,
@@ -397,8 +567,13 @@ pub(crate) fn unknown_keys(ctx: &mut Ctx, map: &Map<String, Value>, known: &[&st
         if known.contains(&key.as_str()) {
             continue;
         }
-        let near = known.iter().min_by_key(|k| edit_distance(k, key)).filter(|k| edit_distance(k, key) <= 3);
-        let hint = near.map(|k| format!("; did you mean `{k}`?")).unwrap_or_default();
+        let near = known
+            .iter()
+            .min_by_key(|k| edit_distance(k, key))
+            .filter(|k| edit_distance(k, key) <= 3);
+        let hint = near
+            .map(|k| format!("; did you mean `{k}`?"))
+            .unwrap_or_default();
         ctx.push(&path.key(key), format!("unknown key `{key}`{hint}"));
     }
 }

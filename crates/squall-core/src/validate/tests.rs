@@ -12,9 +12,24 @@ const SPECS: &[ActivitySpec] = &[ActivitySpec {
     kind: Kind::Action,
     doc: "",
     args: &[
-        ArgSpec { name: "path", ty: ArgType::String, default: None, doc: "" },
-        ArgSpec { name: "content", ty: ArgType::String, default: Some("\"\""), doc: "" },
-        ArgSpec { name: "mode", ty: ArgType::Integer, default: Some("null"), doc: "" },
+        ArgSpec {
+            name: "path",
+            ty: ArgType::String,
+            default: None,
+            doc: "",
+        },
+        ArgSpec {
+            name: "content",
+            ty: ArgType::String,
+            default: Some("\"\""),
+            doc: "",
+        },
+        ArgSpec {
+            name: "mode",
+            ty: ArgType::Integer,
+            default: Some("null"),
+            doc: "",
+        },
     ],
     returns: "null",
     mutating: true,
@@ -40,7 +55,11 @@ fn run(text: &str) -> Result<Validated, Vec<Diagnostic>> {
 }
 
 fn problems(text: &str) -> Vec<String> {
-    run(text).unwrap_err().iter().map(|d| d.render("x.yaml")).collect()
+    run(text)
+        .unwrap_err()
+        .iter()
+        .map(|d| d.render("x.yaml"))
+        .collect()
 }
 
 const GOOD: &str = r#"
@@ -119,11 +138,19 @@ method:
 #[test]
 fn unknown_keys_name_the_closest_key() {
     let p = problems("title: t\ndescription: d\nmethod: []\nsteady-state-hypotesis: {}\n");
-    assert!(p[0].contains("unknown key `steady-state-hypotesis`; did you mean `steady-state-hypothesis`?"), "{p:?}");
+    assert!(
+        p[0].contains(
+            "unknown key `steady-state-hypotesis`; did you mean `steady-state-hypothesis`?"
+        ),
+        "{p:?}"
+    );
     let p = problems(
         "title: t\ndescription: d\nmethod:\n  - type: action\n    name: a\n    provider: {type: process, path: echo, timout: 3}\n",
     );
-    assert!(p[0].contains("method[0].provider.timout: unknown key `timout`; did you mean `timeout`?"), "{p:?}");
+    assert!(
+        p[0].contains("method[0].provider.timout: unknown key `timout`; did you mean `timeout`?"),
+        "{p:?}"
+    );
 }
 
 #[test]
@@ -145,9 +172,16 @@ method:
 "#;
     let p = problems(text);
     assert!(p.iter().any(|x| x.contains("unknown activity `squall.testing.action.write_file`; the nearest known one is `squall.testing.actions.write_file`")), "{p:#?}");
-    assert!(p.iter().any(|x| x.contains("argument 'pth' is not part of the function signature in activity 'b'; did you mean `path`?")));
-    assert!(p.iter().any(|x| x.contains("method[1].provider.arguments.content: argument 'content' must be of type string, got 3")));
-    assert!(p.iter().any(|x| x.contains("required argument 'path' is missing from activity 'b'")));
+    assert!(p.iter().any(|x| x.contains(
+        "argument 'pth' is not part of the function signature in activity 'b'; did you mean `path`?"
+    )));
+    assert!(p.iter().any(|x| x.contains(
+        "method[1].provider.arguments.content: argument 'content' must be of type string, got 3"
+    )));
+    assert!(
+        p.iter()
+            .any(|x| x.contains("required argument 'path' is missing from activity 'b'"))
+    );
 }
 
 #[test]
@@ -164,9 +198,18 @@ steady-state-hypothesis:
     - {type: probe, name: c, tolerance: {type: regex, pattern: "("}, provider: {type: process, path: echo}}
 "#;
     let p = problems(text);
-    assert!(p.iter().any(|x| x.contains("probes[0].tolerance: hypothesis probe must have a tolerance entry")));
-    assert!(p.iter().any(|x| x.contains("probes[1].tolerance: hypothesis probe tolerance must either be")));
-    assert!(p.iter().any(|x| x.contains("probes[2].tolerance: hypothesis probe tolerance pattern ( seems invalid")));
+    assert!(
+        p.iter().any(
+            |x| x.contains("probes[0].tolerance: hypothesis probe must have a tolerance entry")
+        )
+    );
+    assert!(
+        p.iter()
+            .any(|x| x.contains("probes[1].tolerance: hypothesis probe tolerance must either be"))
+    );
+    assert!(p.iter().any(|x| {
+        x.contains("probes[2].tolerance: hypothesis probe tolerance pattern ( seems invalid")
+    }));
 }
 
 #[test]
@@ -183,7 +226,10 @@ method:
 "#;
     let p = problems(text);
     assert!(p.iter().any(|x| x.contains("configuration.gone: Configuration makes reference to an environment key that does not exist: NOT_SET_ANYWHERE")));
-    assert!(p.iter().any(|x| x.contains("method[0].provider.url: unknown variable `${nope}`")));
+    assert!(
+        p.iter()
+            .any(|x| x.contains("method[0].provider.url: unknown variable `${nope}`"))
+    );
 }
 
 #[test]
@@ -197,10 +243,21 @@ method:
   - {type: action, name: a, provider: {type: process, path: echo}, pauses: {before: "soon"}, background: "yes"}
 "#;
     let p = problems(text);
-    assert!(p.iter().any(|x| x.contains("runtime.rollbacks.strategy: unknown strategy")));
-    assert!(p.iter().any(|x| x.contains("squall.limits.max_percent: max_percent must be a number from 0 to 100")));
-    assert!(p.iter().any(|x| x.contains("method[0].pauses.before: activity before pause must be a number")));
-    assert!(p.iter().any(|x| x.contains("method[0].background: activity background must be a boolean")));
+    assert!(
+        p.iter()
+            .any(|x| x.contains("runtime.rollbacks.strategy: unknown strategy"))
+    );
+    assert!(p.iter().any(|x| {
+        x.contains("squall.limits.max_percent: max_percent must be a number from 0 to 100")
+    }));
+    assert!(
+        p.iter()
+            .any(|x| x.contains("method[0].pauses.before: activity before pause must be a number"))
+    );
+    assert!(
+        p.iter()
+            .any(|x| x.contains("method[0].background: activity background must be a boolean"))
+    );
 }
 
 #[test]

@@ -50,11 +50,17 @@ fn timeouts(t: Option<&Value>) -> Result<(Option<Duration>, Option<Duration>), A
         v.as_f64()
             .filter(|f| *f > 0.0)
             .map(Duration::from_secs_f64)
-            .ok_or_else(|| ActivityError::failed(format!("the HTTP timeout must be a positive number, not {v}")))
+            .ok_or_else(|| {
+                ActivityError::failed(format!(
+                    "the HTTP timeout must be a positive number, not {v}"
+                ))
+            })
     };
     match t {
         None | Some(Value::Null) => Ok((None, None)),
-        Some(Value::Array(pair)) if pair.len() == 2 => Ok((Some(secs(&pair[0])?), Some(secs(&pair[1])?))),
+        Some(Value::Array(pair)) if pair.len() == 2 => {
+            Ok((Some(secs(&pair[0])?), Some(secs(&pair[1])?)))
+        }
         Some(one) => {
             let d = secs(one)?;
             Ok((Some(d), Some(d)))
@@ -62,11 +68,15 @@ fn timeouts(t: Option<&Value>) -> Result<(Option<Duration>, Option<Duration>), A
     }
 }
 
+type ClientCache = Mutex<HashMap<(bool, Option<Duration>), reqwest::Client>>;
+
 /// A shared client per (verify_tls, connect timeout).
 fn client(verify_tls: bool, connect: Option<Duration>) -> Result<reqwest::Client, ActivityError> {
-    static CLIENTS: OnceLock<Mutex<HashMap<(bool, Option<Duration>), reqwest::Client>>> = OnceLock::new();
+    static CLIENTS: OnceLock<ClientCache> = OnceLock::new();
     let cache = CLIENTS.get_or_init(Default::default);
-    let mut map = cache.lock().map_err(|_| ActivityError::Fatal("HTTP client cache poisoned".into()))?;
+    let mut map = cache
+        .lock()
+        .map_err(|_| ActivityError::Fatal("HTTP client cache poisoned".into()))?;
     if let Some(c) = map.get(&(verify_tls, connect)) {
         return Ok(c.clone());
     }
@@ -171,7 +181,9 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             for _ in 0..4 {
-                let Ok((mut sock, _)) = listener.accept().await else { return };
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
                 let mut buf = [0u8; 4096];
                 let _ = sock.read(&mut buf).await;
                 tokio::time::sleep(delay).await;
@@ -181,8 +193,19 @@ mod tests {
         format!("http://{addr}/x")
     }
 
-    fn call<'a>(url: &'a str, timeout: Option<&'a Value>, headers: &'a Map<String, Value>) -> HttpCall<'a> {
-        HttpCall { url, method: "GET", headers, arguments: None, timeout, verify_tls: true }
+    fn call<'a>(
+        url: &'a str,
+        timeout: Option<&'a Value>,
+        headers: &'a Map<String, Value>,
+    ) -> HttpCall<'a> {
+        HttpCall {
+            url,
+            method: "GET",
+            headers,
+            arguments: None,
+            timeout,
+            verify_tls: true,
+        }
     }
 
     #[tokio::test]
@@ -200,17 +223,28 @@ mod tests {
 
     #[tokio::test]
     async fn text_body_stays_text() {
-        let url = server("HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi", Duration::ZERO).await;
+        let url = server(
+            "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi",
+            Duration::ZERO,
+        )
+        .await;
         let out = run(call(&url, None, &Map::new())).await.unwrap();
         assert_eq!(out["body"], "hi");
     }
 
     #[tokio::test]
     async fn read_timeout_is_too_long() {
-        let url = server("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n", Duration::from_secs(3)).await;
+        let url = server(
+            "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
+            Duration::from_secs(3),
+        )
+        .await;
         let t = json!(0.2);
         let err = run(call(&url, Some(&t), &Map::new())).await.unwrap_err();
-        assert_eq!(err, ActivityError::failed("activity took too long to complete"));
+        assert_eq!(
+            err,
+            ActivityError::failed("activity took too long to complete")
+        );
     }
 
     #[tokio::test]
@@ -219,13 +253,27 @@ mod tests {
         let url = format!("http://{}/", listener.local_addr().unwrap());
         drop(listener);
         let err = run(call(&url, None, &Map::new())).await.unwrap_err();
-        assert!(err.message().starts_with(&format!("failed to connect to {url}")), "{err:?}");
+        assert!(
+            err.message()
+                .starts_with(&format!("failed to connect to {url}")),
+            "{err:?}"
+        );
     }
 
     #[test]
     fn timeout_shapes() {
-        assert_eq!(timeouts(Some(&json!([1, 2]))).unwrap(), (Some(Duration::from_secs(1)), Some(Duration::from_secs(2))));
+        assert_eq!(
+            timeouts(Some(&json!([1, 2]))).unwrap(),
+            (Some(Duration::from_secs(1)), Some(Duration::from_secs(2)))
+        );
         assert!(timeouts(Some(&json!("x"))).is_err());
-        assert_eq!(query_pairs(&json!({"a": [1, 2], "b": true})), [("a".into(), "1".into()), ("a".into(), "2".into()), ("b".into(), "True".into())]);
+        assert_eq!(
+            query_pairs(&json!({"a": [1, 2], "b": true})),
+            [
+                ("a".into(), "1".into()),
+                ("a".into(), "2".into()),
+                ("b".into(), "True".into())
+            ]
+        );
     }
 }

@@ -24,7 +24,8 @@ pub struct ProcessCall<'a> {
 
 /// Runs the process and shapes its result.
 pub async fn run(call: ProcessCall<'_>) -> ActivityResult {
-    let program = resolve(call.path).ok_or_else(|| ActivityError::failed(format!("path '{}' cannot be found", call.path)))?;
+    let program = resolve(call.path)
+        .ok_or_else(|| ActivityError::failed(format!("path '{}' cannot be found", call.path)))?;
     let args = argv(call.arguments)?;
     let mut cmd = tokio::process::Command::new(&program);
     cmd.args(&args)
@@ -35,9 +36,9 @@ pub async fn run(call: ProcessCall<'_>) -> ActivityResult {
     for (k, v) in call.env {
         cmd.env(k, py_str(v));
     }
-    let child = cmd
-        .spawn()
-        .map_err(|e| ActivityError::failed(format!("failed to start '{}': {e}", program.display())))?;
+    let child = cmd.spawn().map_err(|e| {
+        ActivityError::failed(format!("failed to start '{}': {e}", program.display()))
+    })?;
     let waited = child.wait_with_output();
     let output = match call.timeout {
         Some(secs) => tokio::time::timeout(Duration::from_secs_f64(secs), waited)
@@ -45,7 +46,9 @@ pub async fn run(call: ProcessCall<'_>) -> ActivityResult {
             .map_err(|_| ActivityError::failed("process activity took too long to complete"))?,
         None => waited.await,
     }
-    .map_err(|e| ActivityError::failed(format!("failed to wait for '{}': {e}", program.display())))?;
+    .map_err(|e| {
+        ActivityError::failed(format!("failed to wait for '{}': {e}", program.display()))
+    })?;
     Ok(json!({
         "status": exit_status(&output.status),
         "stdout": String::from_utf8_lossy(&output.stdout),
@@ -91,15 +94,20 @@ pub fn argv(arguments: &Value) -> Result<Vec<String>, ActivityError> {
     match arguments {
         Value::Null => Ok(Vec::new()),
         Value::Array(items) => Ok(items.iter().filter(keep).map(py_str).collect()),
-        Value::String(s) => shlex::split(s)
-            .ok_or_else(|| ActivityError::failed(format!("cannot split the arguments string (unbalanced quotes?): {s}"))),
+        Value::String(s) => shlex::split(s).ok_or_else(|| {
+            ActivityError::failed(format!(
+                "cannot split the arguments string (unbalanced quotes?): {s}"
+            ))
+        }),
         Value::Object(map) => Ok(map
             .iter()
             .flat_map(|(k, v)| [Value::String(k.clone()), v.clone()])
             .filter(|v| keep(&v))
             .map(|v| py_str(&v))
             .collect()),
-        other => Err(ActivityError::failed(format!("process arguments must be a list or a string, not {other}"))),
+        other => Err(ActivityError::failed(format!(
+            "process arguments must be a list or a string, not {other}"
+        ))),
     }
 }
 
@@ -107,15 +115,34 @@ pub fn argv(arguments: &Value) -> Result<Vec<String>, ActivityError> {
 mod tests {
     use super::*;
 
-    fn call<'a>(path: &'a str, arguments: &'a Value, timeout: Option<f64>, env: &'a Map<String, Value>) -> ProcessCall<'a> {
-        ProcessCall { path, arguments, timeout, env }
+    fn call<'a>(
+        path: &'a str,
+        arguments: &'a Value,
+        timeout: Option<f64>,
+        env: &'a Map<String, Value>,
+    ) -> ProcessCall<'a> {
+        ProcessCall {
+            path,
+            arguments,
+            timeout,
+            env,
+        }
     }
 
     #[test]
     fn argv_forms() {
-        assert_eq!(argv(&json!(["a", 1, true, null, "", 1.5])).unwrap(), ["a", "1", "True", "1.5"]);
-        assert_eq!(argv(&json!("-c 'echo hi' \"x y\"")).unwrap(), ["-c", "echo hi", "x y"]);
-        assert_eq!(argv(&json!({"--flag": null, "-n": 3})).unwrap(), ["--flag", "-n", "3"]);
+        assert_eq!(
+            argv(&json!(["a", 1, true, null, "", 1.5])).unwrap(),
+            ["a", "1", "True", "1.5"]
+        );
+        assert_eq!(
+            argv(&json!("-c 'echo hi' \"x y\"")).unwrap(),
+            ["-c", "echo hi", "x y"]
+        );
+        assert_eq!(
+            argv(&json!({"--flag": null, "-n": 3})).unwrap(),
+            ["--flag", "-n", "3"]
+        );
         assert!(argv(&json!("'unbalanced")).is_err());
     }
 
@@ -124,14 +151,20 @@ mod tests {
         let env = json!({"GREETING": "hello"}).as_object().unwrap().clone();
         let args = json!(["-c", "echo $GREETING; echo oops >&2; exit 3"]);
         let out = run(call("sh", &args, None, &env)).await.unwrap();
-        assert_eq!(out, json!({"status": 3, "stdout": "hello\n", "stderr": "oops\n"}));
+        assert_eq!(
+            out,
+            json!({"status": 3, "stdout": "hello\n", "stderr": "oops\n"})
+        );
     }
 
     #[tokio::test]
     async fn a_string_is_never_run_through_a_shell() {
         let args = json!("'a; touch /tmp/squall-should-not-exist' $(id)");
         let out = run(call("echo", &args, None, &Map::new())).await.unwrap();
-        assert_eq!(out["stdout"], "a; touch /tmp/squall-should-not-exist $(id)\n");
+        assert_eq!(
+            out["stdout"],
+            "a; touch /tmp/squall-should-not-exist $(id)\n"
+        );
         assert!(!Path::new("/tmp/squall-should-not-exist").exists());
     }
 
@@ -139,14 +172,26 @@ mod tests {
     async fn timeout_kills_and_reports() {
         let args = json!(["5"]);
         let started = std::time::Instant::now();
-        let err = run(call("sleep", &args, Some(0.2), &Map::new())).await.unwrap_err();
-        assert_eq!(err, ActivityError::failed("process activity took too long to complete"));
+        let err = run(call("sleep", &args, Some(0.2), &Map::new()))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            ActivityError::failed("process activity took too long to complete")
+        );
         assert!(started.elapsed() < Duration::from_secs(4));
     }
 
     #[tokio::test]
     async fn missing_program_is_a_failure_not_a_crash() {
-        let err = run(call("no-such-program-squall", &Value::Null, None, &Map::new())).await.unwrap_err();
+        let err = run(call(
+            "no-such-program-squall",
+            &Value::Null,
+            None,
+            &Map::new(),
+        ))
+        .await
+        .unwrap_err();
         assert!(err.message().contains("cannot be found"));
     }
 

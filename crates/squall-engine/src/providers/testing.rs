@@ -23,8 +23,18 @@ pub const WRITE_FILE: Registered = Registered {
         doc: "Overwrite a local file, first recording its previous content in the undo ledger. \
               For testing rollbacks and `squall recover` without a cluster.",
         args: &[
-            ArgSpec { name: "path", ty: ArgType::String, default: None, doc: "The file to overwrite." },
-            ArgSpec { name: "content", ty: ArgType::String, default: Some("\"\""), doc: "The new content." },
+            ArgSpec {
+                name: "path",
+                ty: ArgType::String,
+                default: None,
+                doc: "The file to overwrite.",
+            },
+            ArgSpec {
+                name: "content",
+                ty: ArgType::String,
+                default: Some("\"\""),
+                doc: "The new content.",
+            },
             ArgSpec {
                 name: "undo_log",
                 ty: ArgType::String,
@@ -45,7 +55,12 @@ pub const RESTORE_FILE: Registered = Registered {
         kind: Kind::Action,
         doc: "Restore a file changed by write_file to what it was before the first change, using the undo \
               ledger, and mark those undos done. Restoring twice changes nothing.",
-        args: &[ArgSpec { name: "path", ty: ArgType::String, default: None, doc: "The file to restore." }],
+        args: &[ArgSpec {
+            name: "path",
+            ty: ArgType::String,
+            default: None,
+            doc: "The file to restore.",
+        }],
         returns: "mapping",
         mutating: false,
     },
@@ -64,8 +79,16 @@ fn target(path: &str) -> String {
 
 fn write_file(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<ActivityResult> {
     Box::pin(async move {
-        let path = args.get("path").and_then(Value::as_str).unwrap_or_default().to_owned();
-        let content = args.get("content").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let path = args
+            .get("path")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let content = args
+            .get("content")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         let previous = match tokio::fs::read_to_string(&path).await {
             Ok(text) => Value::String(text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Value::Null,
@@ -86,7 +109,11 @@ fn write_file(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<Acti
 
 fn restore_file(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<ActivityResult> {
     Box::pin(async move {
-        let path = args.get("path").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let path = args
+            .get("path")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         let pending = ctx.pending_for(&target(&path))?;
         // The oldest record holds the state before the first change.
         if let Some(first) = pending.first() {
@@ -103,9 +130,15 @@ fn restore_file(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<Ac
 
 fn apply_restore(data: Value) -> BoxFuture<Result<(), String>> {
     Box::pin(async move {
-        let path = data.get("path").and_then(Value::as_str).ok_or("undo data has no path")?.to_owned();
+        let path = data
+            .get("path")
+            .and_then(Value::as_str)
+            .ok_or("undo data has no path")?
+            .to_owned();
         match data.get("previous") {
-            Some(Value::String(text)) => tokio::fs::write(&path, text).await.map_err(|e| format!("cannot restore {path}: {e}"))?,
+            Some(Value::String(text)) => tokio::fs::write(&path, text)
+                .await
+                .map_err(|e| format!("cannot restore {path}: {e}"))?,
             _ => match tokio::fs::remove_file(&path).await {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -113,7 +146,8 @@ fn apply_restore(data: Value) -> BoxFuture<Result<(), String>> {
             },
         }
         if let Some(log) = data.get("undo_log").and_then(Value::as_str) {
-            append_line(log, &format!("restored {path}")).map_err(|e| format!("cannot append to {log}: {e}"))?;
+            append_line(log, &format!("restored {path}"))
+                .map_err(|e| format!("cannot append to {log}: {e}"))?;
         }
         Ok(())
     })
@@ -121,7 +155,10 @@ fn apply_restore(data: Value) -> BoxFuture<Result<(), String>> {
 
 fn append_line(path: &str, line: &str) -> std::io::Result<()> {
     use std::io::Write;
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
     writeln!(f, "{line}")
 }
 
@@ -153,14 +190,22 @@ mod tests {
         let f = file.to_str().unwrap();
         std::fs::write(&file, "original").unwrap();
         let c = ctx(dir.path());
-        write_file(c.clone(), args(json!({"path": f, "content": "broken"}))).await.unwrap();
-        write_file(c.clone(), args(json!({"path": f, "content": "worse"}))).await.unwrap();
+        write_file(c.clone(), args(json!({"path": f, "content": "broken"})))
+            .await
+            .unwrap();
+        write_file(c.clone(), args(json!({"path": f, "content": "worse"})))
+            .await
+            .unwrap();
         assert_eq!(c.ledger.pending().unwrap().len(), 2);
-        let out = restore_file(c.clone(), args(json!({"path": f}))).await.unwrap();
+        let out = restore_file(c.clone(), args(json!({"path": f})))
+            .await
+            .unwrap();
         assert_eq!(out["restored"], true);
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "original");
         assert!(c.ledger.pending().unwrap().is_empty());
-        let again = restore_file(c.clone(), args(json!({"path": f}))).await.unwrap();
+        let again = restore_file(c.clone(), args(json!({"path": f})))
+            .await
+            .unwrap();
         assert_eq!(again["restored"], false);
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "original");
     }
@@ -170,9 +215,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("new.txt");
         let c = ctx(dir.path());
-        write_file(c.clone(), args(json!({"path": file.to_str().unwrap(), "content": "x"}))).await.unwrap();
+        write_file(
+            c.clone(),
+            args(json!({"path": file.to_str().unwrap(), "content": "x"})),
+        )
+        .await
+        .unwrap();
         assert!(file.exists());
-        restore_file(c, args(json!({"path": file.to_str().unwrap()}))).await.unwrap();
+        restore_file(c, args(json!({"path": file.to_str().unwrap()})))
+            .await
+            .unwrap();
         assert!(!file.exists());
     }
 }

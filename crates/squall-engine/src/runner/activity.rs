@@ -52,13 +52,24 @@ impl Shared {
 }
 
 /// Runs one activity with its pauses; `cancel` interrupts it.
-pub(crate) async fn execute(sh: &Arc<Shared>, a: &Activity, cancel: &CancellationToken) -> Executed {
+pub(crate) async fn execute(
+    sh: &Arc<Shared>,
+    a: &Activity,
+    cancel: &CancellationToken,
+) -> Executed {
     let dry = sh.is_dry(a.kind);
     if pause(sh, "before", a.pauses.before.as_ref(), cancel, dry).await {
         let stamp = now_stamp();
-        return Executed { record: record(a, Value::Null, stamp.clone(), stamp, 0.0), ended: Ended::Interrupted };
+        return Executed {
+            record: record(a, Value::Null, stamp.clone(), stamp, 0.0),
+            ended: Ended::Interrupted,
+        };
     }
-    let label = if a.kind == Kind::Action { "Action" } else { "Probe" };
+    let label = if a.kind == Kind::Action {
+        "Action"
+    } else {
+        "Probe"
+    };
     let suffix = if a.background { " [in background]" } else { "" };
     sh.log.info(&format!("{label}: {}{suffix}", a.name));
     let start = now_stamp();
@@ -75,8 +86,12 @@ pub(crate) async fn execute(sh: &Arc<Shared>, a: &Activity, cancel: &Cancellatio
     let duration = clock.elapsed().as_secs_f64();
     let mut rec = record(a, Value::Null, start, now_stamp(), duration);
     let ended = settle(sh, a, &mut rec, result);
-    if ended != Ended::Interrupted && pause(sh, "after", a.pauses.after.as_ref(), cancel, dry).await {
-        return Executed { record: rec, ended: Ended::Interrupted };
+    if ended != Ended::Interrupted && pause(sh, "after", a.pauses.after.as_ref(), cancel, dry).await
+    {
+        return Executed {
+            record: rec,
+            ended: Ended::Interrupted,
+        };
     }
     Executed { record: rec, ended }
 }
@@ -98,7 +113,8 @@ fn record(a: &Activity, output: Value, start: String, end: String, duration: f64
 fn settle(sh: &Shared, a: &Activity, rec: &mut Record, result: Option<ActivityResult>) -> Ended {
     match result {
         None => {
-            sh.log.warning(&format!("Activity {} was interrupted", a.name));
+            sh.log
+                .warning(&format!("Activity {} was interrupted", a.name));
             Ended::Interrupted
         }
         Some(Ok(output)) => {
@@ -140,45 +156,88 @@ fn warn_on_error_status(sh: &Shared, a: &Activity, output: &Value) {
 
 /// Calls the activity's provider. `value` is the output being judged when
 /// the activity is a probe tolerance.
-pub(crate) async fn call_provider(sh: &Arc<Shared>, a: &Activity, value: Option<Value>) -> ActivityResult {
-    let lookup = sh.lookup();
+pub(crate) async fn call_provider(
+    sh: &Arc<Shared>,
+    a: &Activity,
+    value: Option<Value>,
+) -> ActivityResult {
     match &a.provider {
-        Provider::Process { path, arguments, timeout, env } => {
-            let args = substitute(arguments, &lookup);
-            let mut env = match substitute(&Value::Object(env.clone()), &lookup) {
-                Value::Object(m) => m,
-                _ => Map::new(),
-            };
-            if let Some(v) = value {
-                env.insert("SQUALL_TOLERANCE_VALUE".into(), Value::String(v.to_string()));
-            }
-            process::run(process::ProcessCall { path, arguments: &args, timeout: *timeout, env: &env }).await
-        }
-        Provider::Http { url, method, headers, arguments, timeout, verify_tls } => {
-            let url = py_str(&substitute(&Value::String(url.clone()), &lookup));
-            let headers = substitute(&Value::Object(headers.clone()), &lookup);
-            let mut args = arguments.as_ref().map(|a| substitute(a, &lookup));
-            if let Some(v) = value {
-                let mut m = args.and_then(|a| a.as_object().cloned()).unwrap_or_default();
-                m.insert("value".into(), v);
-                args = Some(Value::Object(m));
-            }
-            let timeout = timeout.as_ref().map(|t| substitute(t, &lookup));
-            let empty = Map::new();
-            let call = http::HttpCall {
-                url: &url,
-                method,
-                headers: headers.as_object().unwrap_or(&empty),
-                arguments: args.as_ref(),
-                timeout: timeout.as_ref(),
-                verify_tls: *verify_tls,
-            };
-            http::run(call).await
-        }
-        Provider::Native { module, func, arguments, secrets } => {
-            call_native(sh, module, func, arguments, secrets, value).await
-        }
+        Provider::Process { .. } => call_process(sh, &a.provider, value).await,
+        Provider::Http { .. } => call_http(sh, &a.provider, value).await,
+        Provider::Native {
+            module,
+            func,
+            arguments,
+            secrets,
+        } => call_native(sh, module, func, arguments, secrets, value).await,
     }
+}
+
+async fn call_process(sh: &Shared, provider: &Provider, value: Option<Value>) -> ActivityResult {
+    let Provider::Process {
+        path,
+        arguments,
+        timeout,
+        env,
+    } = provider
+    else {
+        return Err(ActivityError::Fatal("not a process provider".into()));
+    };
+    let lookup = sh.lookup();
+    let args = substitute(arguments, &lookup);
+    let mut env = match substitute(&Value::Object(env.clone()), &lookup) {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    if let Some(v) = value {
+        env.insert(
+            "SQUALL_TOLERANCE_VALUE".into(),
+            Value::String(v.to_string()),
+        );
+    }
+    process::run(process::ProcessCall {
+        path,
+        arguments: &args,
+        timeout: *timeout,
+        env: &env,
+    })
+    .await
+}
+
+async fn call_http(sh: &Shared, provider: &Provider, value: Option<Value>) -> ActivityResult {
+    let Provider::Http {
+        url,
+        method,
+        headers,
+        arguments,
+        timeout,
+        verify_tls,
+    } = provider
+    else {
+        return Err(ActivityError::Fatal("not an http provider".into()));
+    };
+    let lookup = sh.lookup();
+    let url = py_str(&substitute(&Value::String(url.clone()), &lookup));
+    let headers = substitute(&Value::Object(headers.clone()), &lookup);
+    let mut args = arguments.as_ref().map(|a| substitute(a, &lookup));
+    if let Some(v) = value {
+        let mut m = args
+            .and_then(|a| a.as_object().cloned())
+            .unwrap_or_default();
+        m.insert("value".into(), v);
+        args = Some(Value::Object(m));
+    }
+    let timeout = timeout.as_ref().map(|t| substitute(t, &lookup));
+    let empty = Map::new();
+    let call = http::HttpCall {
+        url: &url,
+        method,
+        headers: headers.as_object().unwrap_or(&empty),
+        arguments: args.as_ref(),
+        timeout: timeout.as_ref(),
+        verify_tls: *verify_tls,
+    };
+    http::run(call).await
 }
 
 async fn call_native(
@@ -223,16 +282,29 @@ fn merged_scopes(secrets: &Map<String, Value>, scopes: &[String]) -> Map<String,
 
 /// Sleeps a pause with a countdown on a terminal. Returns true when a signal
 /// cut it short.
-async fn pause(sh: &Shared, which: &str, v: Option<&Value>, cancel: &CancellationToken, activity_dry: bool) -> bool {
+async fn pause(
+    sh: &Shared,
+    which: &str,
+    v: Option<&Value>,
+    cancel: &CancellationToken,
+    activity_dry: bool,
+) -> bool {
     let Some(v) = v else { return false };
     let value = substitute(v, &sh.lookup());
     let Some(secs) = value.as_f64().filter(|s| *s > 0.0) else {
         if !value.as_f64().is_some_and(|s| s == 0.0) {
-            sh.log.error(&format!("The {which} pause {} is not a number of seconds; not pausing", py_str(&value)));
+            sh.log.error(&format!(
+                "The {which} pause {} is not a number of seconds; not pausing",
+                py_str(&value)
+            ));
         }
         return false;
     };
-    let text = if which == "before" { "Pausing before next activity for" } else { "Pausing after activity for" };
+    let text = if which == "before" {
+        "Pausing before next activity for"
+    } else {
+        "Pausing after activity for"
+    };
     sh.log.info(&format!("{text} {}s...", py_str(&value)));
     if activity_dry || sh.dry == Some(Dry::Pause) {
         return false;
@@ -242,7 +314,11 @@ async fn pause(sh: &Shared, which: &str, v: Option<&Value>, cancel: &Cancellatio
 
 /// Sleeps `total`, redrawing the remaining seconds once a second on a
 /// terminal. Returns true when cancelled.
-pub(crate) async fn sleep_with_countdown(sh: &Shared, total: Duration, cancel: &CancellationToken) -> bool {
+pub(crate) async fn sleep_with_countdown(
+    sh: &Shared,
+    total: Duration,
+    cancel: &CancellationToken,
+) -> bool {
     let deadline = tokio::time::Instant::now() + total;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());

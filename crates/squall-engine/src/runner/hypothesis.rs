@@ -29,9 +29,13 @@ pub(crate) struct Pass {
 
 /// Runs the hypothesis once.
 pub(crate) async fn run_pass(sh: &Arc<Shared>, h: &Hypothesis, cancel: &CancellationToken) -> Pass {
-    sh.log.info(&format!("Steady state hypothesis: {}", h.title));
+    sh.log
+        .info(&format!("Steady state hypothesis: {}", h.title));
     let mut pass = Pass {
-        state: State { steady_state_met: false, probes: Vec::new() },
+        state: State {
+            steady_state_met: false,
+            probes: Vec::new(),
+        },
         check: Check::Met,
         culprit: None,
         interrupted: false,
@@ -47,13 +51,16 @@ pub(crate) async fn run_pass(sh: &Arc<Shared>, h: &Hypothesis, cancel: &Cancella
         let met = if ex.ended == Ended::Succeeded {
             judge(sh, probe, &ex.record.output).await
         } else {
-            sh.log.warning("Probe terminated unexpectedly, so its tolerance could not be validated");
+            sh.log
+                .warning("Probe terminated unexpectedly, so its tolerance could not be validated");
             None
         };
         ex.record.tolerance_met = Some(met == Some(true));
         pass.state.probes.push(ex.record);
         if met != Some(true) {
-            pass.check = Check::NotMet { probe_failed: met.is_none() };
+            pass.check = Check::NotMet {
+                probe_failed: met.is_none(),
+            };
             pass.culprit = Some(probe.name.clone());
             return pass;
         }
@@ -76,7 +83,8 @@ async fn judge(sh: &Arc<Shared>, probe: &Activity, output: &Value) -> Option<boo
     let tolerance = match Tolerance::parse(&raw) {
         Ok(t) => t,
         Err(msg) => {
-            sh.log.error(&format!("  => tolerance cannot be used: {msg}"));
+            sh.log
+                .error(&format!("  => tolerance cannot be used: {msg}"));
             return None;
         }
     };
@@ -87,7 +95,8 @@ async fn judge(sh: &Arc<Shared>, probe: &Activity, output: &Value) -> Option<boo
     match result {
         Ok(met) => Some(met),
         Err(msg) => {
-            sh.log.error(&format!("  => tolerance could not be evaluated: {msg}"));
+            sh.log
+                .error(&format!("  => tolerance could not be evaluated: {msg}"));
             None
         }
     }
@@ -95,15 +104,22 @@ async fn judge(sh: &Arc<Shared>, probe: &Activity, output: &Value) -> Option<boo
 
 /// Runs a probe tolerance with the judged output as its `value`.
 async fn probe_tolerance(sh: &Arc<Shared>, def: &Value, output: &Value) -> Result<bool, String> {
-    let activity = tolerance_probe(def, &Registry, &NoEnv).ok_or("the tolerance probe is not a valid activity")?;
-    let is_process = matches!(activity.provider, squall_core::model::Provider::Process { .. });
+    let activity = tolerance_probe(def, &Registry, &NoEnv)
+        .ok_or("the tolerance probe is not a valid activity")?;
+    let is_process = matches!(
+        activity.provider,
+        squall_core::model::Provider::Process { .. }
+    );
     let is_http = matches!(activity.provider, squall_core::model::Provider::Http { .. });
     match call_provider(sh, &activity, Some(output.clone())).await {
         // A process tolerance passes when it exits 0, an HTTP one when it
         // answers below 400: a dict result is always truthy upstream, which
         // would make such tolerances meaningless.
         Ok(v) if is_process => Ok(v.get("status").and_then(Value::as_i64) == Some(0)),
-        Ok(v) if is_http => Ok(v.get("status").and_then(Value::as_i64).is_some_and(|s| s < 400)),
+        Ok(v) if is_http => Ok(v
+            .get("status")
+            .and_then(Value::as_i64)
+            .is_some_and(|s| s < 400)),
         Ok(v) => Ok(truthy(&v)),
         Err(_) => Ok(false),
     }

@@ -1,1 +1,102 @@
+//! Runner tests on a paused clock: the state machine end to end with local
+//! processes and the file provider, no real waiting.
 
+use super::*;
+use serde_json::json;
+use squall_core::config::FixedEnv;
+use squall_core::doc::{Document, Format};
+use squall_core::validate::{Inputs, validate};
+
+use crate::registry::Registry;
+
+fn validated(text: &str) -> Validated {
+    let doc = Document::parse(text, Format::Yaml).unwrap();
+    let env = FixedEnv { vars: Default::default(), programs: vec!["true".into(), "false".into()] };
+    let inputs = Inputs { catalog: &Registry, env: &env, config_overrides: Map::new(), secret_overrides: Map::new() };
+    validate(&doc, &inputs).unwrap()
+}
+
+fn opts(dir: &std::path::Path) -> RunOptions {
+    RunOptions {
+        journal_path: dir.join("journal.json"),
+        ledger_path: dir.join("ledger.jsonl"),
+        rollback_strategy: RollbackStrategy::Default,
+        hypothesis_strategy: HypothesisStrategy::Default,
+        hypothesis_frequency: 1.0,
+        fail_fast: false,
+        dry: None,
+    }
+}
+
+const LONG_PAUSE: &str = r#"
+title: t
+description: d
+steady-state-hypothesis:
+  title: h
+  probes: [{type: probe, name: ok, tolerance: 0, provider: {type: process, path: "true"}}]
+method:
+  - {type: action, name: wait, provider: {type: process, path: "true"}, pauses: {after: 3600}}
+rollbacks:
+  - {type: action, name: undo, provider: {type: process, path: "true"}}
+"#;
+
+#[tokio::test(start_paused = true)]
+async fn a_signal_during_an_hour_long_pause_interrupts_and_rolls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(Logger::capture());
+    let ints = Interrupts::default();
+    let trigger = ints.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        trigger.signal("SIGINT");
+    });
+    let out = run(validated(LONG_PAUSE), opts(dir.path()), log.clone(), ints).await.unwrap();
+    assert_eq!(out.verdict.status, RunStatus::Interrupted);
+    assert_eq!(out.journal.rollbacks.len(), 1);
+    assert!(out.journal.steady_states.after.is_none(), "no after-check on interruption");
+    let lines = log.lines();
+    assert!(lines.contains(&"INFO Rollback: undo".to_owned()), "{lines:?}");
+    assert!(lines.contains(&"INFO Experiment ended with status: interrupted".to_owned()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_pause_is_slept_in_full_without_a_signal() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = tokio::time::Instant::now();
+    let out = run(validated(LONG_PAUSE), opts(dir.path()), Arc::new(Logger::capture()), Interrupts::default())
+        .await
+        .unwrap();
+    assert_eq!(out.verdict.status, RunStatus::Completed);
+    assert!(started.elapsed() >= Duration::from_secs(3600));
+    let written: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("journal.json")).unwrap()).unwrap();
+    assert_eq!(written["status"], "completed");
+    assert_eq!(written["steady_states"]["after"]["steady_state_met"], true);
+}
+
+#[test]
+fn the_second_signal_cancels_the_rollback_token() {
+    let ints = Interrupts::default();
+    assert_eq!(ints.signal("SIGINT"), 1);
+    assert!(ints.first.is_cancelled() && !ints.second.is_cancelled());
+    assert_eq!(ints.signal("SIGTERM"), 2);
+    assert!(ints.second.is_cancelled());
+}
+
+#[tokio::test]
+async fn substituted_tolerance_changes_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = r#"
+title: t
+description: d
+configuration: {expected: 1}
+steady-state-hypothesis:
+  title: h
+  probes: [{type: probe, name: exits-one, tolerance: "${expected}", provider: {type: process, path: "false"}}]
+method: []
+"#;
+    let out = run(validated(text), opts(dir.path()), Arc::new(Logger::capture()), Interrupts::default()).await.unwrap();
+    assert_eq!(out.verdict.status, RunStatus::Completed);
+    let probe = &out.journal.steady_states.before.unwrap().probes[0];
+    assert_eq!(probe.tolerance_met, Some(true));
+    assert_eq!(probe.output["status"], json!(1));
+}

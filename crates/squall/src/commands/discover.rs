@@ -31,9 +31,15 @@ pub fn discover(args: &DiscoverArgs, log: &Logger) -> u8 {
         }
     };
     if let Err(e) = std::fs::write(&args.discovery_path, text + "\n") {
-        log.error(&format!("cannot write {}: {e}", args.discovery_path.display()));
+        log.error(&format!(
+            "cannot write {}: {e}",
+            args.discovery_path.display()
+        ));
         return FAILED;
     }
-    log.info(&format!("Discovery outcome saved in {}", args.discovery_path.display()));
+    log.info(&format!(
+        "Discovery outcome saved in {}",
+        args.discovery_path.display()
+    ));
     OK
 }

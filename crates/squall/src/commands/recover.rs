@@ -10,7 +10,10 @@ pub async fn recover(args: &RecoverArgs, log: &Logger) -> u8 {
     match apply(&args.ledger, log).await {
         Ok(report) if report.failed.is_empty() => {
             if !report.applied.is_empty() {
-                log.info(&format!("Recovered: {} change(s) undone", report.applied.len()));
+                log.info(&format!(
+                    "Recovered: {} change(s) undone",
+                    report.applied.len()
+                ));
             }
             OK
         }
@@ -23,7 +26,10 @@ pub async fn recover(args: &RecoverArgs, log: &Logger) -> u8 {
             FAILED
         }
         Err(e) => {
-            log.error(&format!("cannot use the ledger {}: {e}", args.ledger.display()));
+            log.error(&format!(
+                "cannot use the ledger {}: {e}",
+                args.ledger.display()
+            ));
             FAILED
         }
     }

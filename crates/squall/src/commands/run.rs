@@ -5,62 +5,29 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use squall_core::status::RunStatus;
+use squall_core::validate::Validated;
 use squall_engine::ledger::default_path;
 use squall_engine::log::Logger;
-use squall_engine::runner::{self, Dry, HypothesisStrategy, Interrupts, RollbackStrategy, RunOptions};
+use squall_engine::runner::{
+    self, Dry, HypothesisStrategy, Interrupts, RollbackStrategy, RunOptions,
+};
 
 use super::validate::report;
 use crate::cli::{DryArg, HypothesisArg, RollbackArg, RunArgs};
-use crate::exit::{FAILED, INVALID, OK};
+use crate::exit::{FAILED, OK};
 use crate::load::{load_vars, read_document, settings, validate_experiment};
 
 pub async fn run(args: &RunArgs, settings_path: Option<&std::path::Path>, log: Arc<Logger>) -> u8 {
-    let name = args.experiment.display().to_string();
-    let settings = match settings(settings_path) {
-        Ok(s) => s,
-        Err(e) => return report(&log, &e.0),
-    };
-    log.info("Validating the experiment's syntax");
-    let (doc, vars) = match (read_document(&args.experiment), load_vars(&args.vars)) {
-        (Ok(d), Ok(v)) => (d, v),
-        (Err(e), _) | (_, Err(e)) => return report(&log, &e.0),
-    };
-    let validated = match validate_experiment(&doc, &vars) {
-        Ok(v) => v,
-        Err(problems) => {
-            let lines: Vec<String> = problems.iter().map(|d| d.render(&name)).collect();
-            return report(&log, &lines);
-        }
-    };
-    log.info("Experiment looks valid");
-    let runtime = &validated.experiment.runtime;
-    let rollback = match args.rollback_strategy {
-        Some(r) => Some(rollback_of(r)),
-        None => rollback_from(runtime.rollback_strategy.as_deref().or(setting(&settings, "rollbacks"))),
-    };
-    let hypothesis = match args.hypothesis_strategy {
-        Some(h) => Some(hypothesis_of(h)),
-        None => hypothesis_from(runtime.hypothesis_strategy.as_deref().or(setting(&settings, "hypothesis"))),
-    };
-    let (Some(rollback_strategy), Some(hypothesis_strategy)) = (rollback, hypothesis) else {
-        log.error("settings: runtime strategies must be one of the values `squall run --help` lists");
-        return INVALID;
-    };
-    if !(args.hypothesis_frequency > 0.0) {
-        log.error("--hypothesis-frequency must be a positive number of seconds");
-        return INVALID;
-    }
-    let opts = RunOptions {
-        ledger_path: args.ledger.clone().unwrap_or_else(|| default_path(&args.journal_path)),
-        journal_path: args.journal_path.clone(),
-        rollback_strategy,
-        hypothesis_strategy,
-        hypothesis_frequency: args.hypothesis_frequency,
-        fail_fast: args.fail_fast,
-        dry: args.dry.map(dry_of),
+    let (validated, opts) = match prepare(args, settings_path, &log) {
+        Ok(ready) => ready,
+        Err(lines) => return report(&log, &lines),
     };
     let interrupts = Interrupts::default();
-    listen_for_signals(interrupts.clone(), log.clone(), opts.ledger_path.display().to_string());
+    listen_for_signals(
+        interrupts.clone(),
+        log.clone(),
+        opts.ledger_path.display().to_string(),
+    );
     match runner::run(validated, opts, log.clone(), interrupts).await {
         Ok(outcome) if outcome.verdict.status == RunStatus::Completed => OK,
         Ok(_) => FAILED,
@@ -71,8 +38,88 @@ pub async fn run(args: &RunArgs, settings_path: Option<&std::path::Path>, log: A
     }
 }
 
+/// Everything that can be wrong with the input, checked before anything
+/// runs: the journal's directory, settings, the experiment and variables.
+fn prepare(
+    args: &RunArgs,
+    settings_path: Option<&std::path::Path>,
+    log: &Logger,
+) -> Result<(Validated, RunOptions), Vec<String>> {
+    if let Some(problem) = unwritable(&args.journal_path) {
+        return Err(vec![problem]);
+    }
+    let settings = settings(settings_path).map_err(|e| e.0)?;
+    log.info("Validating the experiment's syntax");
+    let doc = read_document(&args.experiment).map_err(|e| e.0)?;
+    let vars = load_vars(&args.vars).map_err(|e| e.0)?;
+    let name = args.experiment.display().to_string();
+    let validated = validate_experiment(&doc, &vars)
+        .map_err(|problems| problems.iter().map(|d| d.render(&name)).collect::<Vec<_>>())?;
+    log.info("Experiment looks valid");
+    let runtime = &validated.experiment.runtime;
+    let rollback = match args.rollback_strategy {
+        Some(r) => Some(rollback_of(r)),
+        None => rollback_from(
+            runtime
+                .rollback_strategy
+                .as_deref()
+                .or(setting(&settings, "rollbacks")),
+        ),
+    };
+    let hypothesis = match args.hypothesis_strategy {
+        Some(h) => Some(hypothesis_of(h)),
+        None => hypothesis_from(
+            runtime
+                .hypothesis_strategy
+                .as_deref()
+                .or(setting(&settings, "hypothesis")),
+        ),
+    };
+    let (Some(rollback_strategy), Some(hypothesis_strategy)) = (rollback, hypothesis) else {
+        return Err(vec![
+            "settings: runtime strategies must be one of the values `squall run --help` lists"
+                .into(),
+        ]);
+    };
+    if args.hypothesis_frequency <= 0.0 || args.hypothesis_frequency.is_nan() {
+        return Err(vec![
+            "--hypothesis-frequency must be a positive number of seconds".into(),
+        ]);
+    }
+    let opts = RunOptions {
+        ledger_path: args
+            .ledger
+            .clone()
+            .unwrap_or_else(|| default_path(&args.journal_path)),
+        journal_path: args.journal_path.clone(),
+        rollback_strategy,
+        hypothesis_strategy,
+        hypothesis_frequency: args.hypothesis_frequency,
+        fail_fast: args.fail_fast,
+        dry: args.dry.map(dry_of),
+    };
+    Ok((validated, opts))
+}
+
+/// Checked before anything runs, so a run never changes the system and
+/// then fails to record what it did.
+fn unwritable(journal: &std::path::Path) -> Option<String> {
+    let dir = journal.parent().filter(|d| !d.as_os_str().is_empty())?;
+    (!dir.is_dir()).then(|| {
+        format!(
+            "--journal-path {}: directory {} does not exist",
+            journal.display(),
+            dir.display()
+        )
+    })
+}
+
 fn setting<'a>(settings: &'a Value, section: &str) -> Option<&'a str> {
-    settings.get("runtime")?.get(section)?.get("strategy")?.as_str()
+    settings
+        .get("runtime")?
+        .get(section)?
+        .get("strategy")?
+        .as_str()
 }
 
 fn rollback_of(r: RollbackArg) -> RollbackStrategy {
@@ -130,7 +177,10 @@ fn dry_of(d: DryArg) -> Dry {
 fn listen_for_signals(interrupts: Interrupts, log: Arc<Logger>, ledger: String) {
     use tokio::signal::unix::{SignalKind, signal};
     tokio::spawn(async move {
-        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
             log.error("cannot listen for signals; Ctrl-C will not roll back");
             return;
         };

@@ -1,0 +1,208 @@
+//! Helpers for CLI tests: run the real `squall` binary in a temporary
+//! directory, and a tiny local HTTP server that plays the book's demo
+//! application on loopback only.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// A temporary working directory with the binary ready to run.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes a file and returns its path.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_squall"));
+        c.current_dir(self.dir.path())
+            .env("NO_COLOR", "1")
+            .env("HOME", self.dir.path());
+        c
+    }
+
+    /// Runs `squall ARGS` to completion.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let out = self.cmd().args(args).output().unwrap();
+        Run::from(out)
+    }
+
+    pub fn journal(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.path("journal.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path(name)).unwrap_or_default()
+    }
+}
+
+/// A finished run: exit code and the console log.
+pub struct Run {
+    pub code: i32,
+    pub stderr: String,
+    pub stdout: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Self {
+            code: o.status.code().unwrap_or(-1),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// Asserts a console line contains `needle`.
+    #[track_caller]
+    pub fn has(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr.contains(needle),
+            "expected {needle:?} in:\n{}",
+            self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn lacks(&self, needle: &str) -> &Self {
+        assert!(
+            !self.stderr.contains(needle),
+            "did not expect {needle:?} in:\n{}",
+            self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, code, "exit code; log:\n{}", self.stderr);
+        self
+    }
+}
+
+/// The demo app on loopback: `/` answers the go-demo-8 banner,
+/// `/demo/person` answers 200 until `/break` is called (then 500),
+/// `/slow` answers after 3 s, `/json` answers a JSON document.
+pub struct DemoApp {
+    pub addr: String,
+    stop: Arc<AtomicBool>,
+}
+
+impl DemoApp {
+    pub fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        let broken = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::spawn(move || {
+            // Bounded: at most 2,000 connections, and it stops with the test.
+            for stream in listener.incoming().take(2000) {
+                if flag.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(stream) = stream else { continue };
+                let broken = broken.clone();
+                std::thread::spawn(move || serve(stream, &broken));
+            }
+        });
+        Self { addr, stop }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for DemoApp {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(&self.addr);
+    }
+}
+
+fn serve(mut stream: TcpStream, broken: &AtomicBool) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut first = String::new();
+    if reader.read_line(&mut first).is_err() {
+        return;
+    }
+    let mut line = String::new();
+    while reader.read_line(&mut line).is_ok() && line.trim() != "" {
+        line.clear();
+    }
+    let path = first.split_whitespace().nth(1).unwrap_or("/").to_owned();
+    let (status, ctype, body) = match path.split('?').next().unwrap_or("/") {
+        "/" => (
+            200,
+            "text/plain",
+            "Version: 0.0.1; Release: unknown\n".to_owned(),
+        ),
+        "/demo/person" if broken.load(Ordering::SeqCst) => {
+            (500, "text/plain", "db down\n".to_owned())
+        }
+        "/demo/person" => (200, "text/plain", "[]\n".to_owned()),
+        "/break" => {
+            broken.store(true, Ordering::SeqCst);
+            (200, "text/plain", "broken\n".to_owned())
+        }
+        "/slow" => {
+            std::thread::sleep(Duration::from_secs(3));
+            (200, "text/plain", "late\n".to_owned())
+        }
+        "/json" => (
+            200,
+            "application/json",
+            "{\"replicas\": 3, \"ready\": true}".to_owned(),
+        ),
+        _ => (404, "text/plain", "not found\n".to_owned()),
+    };
+    let reason = if status == 200 { "OK" } else { "Error" };
+    let resp = format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(resp.as_bytes());
+}
+
+/// Polls `cond` every 50 ms for at most `secs` seconds.
+pub fn wait_until(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+pub fn exists(p: &Path) -> bool {
+    p.exists()
+}

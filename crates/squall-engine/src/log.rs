@@ -46,6 +46,8 @@ impl Level {
 pub struct Logger {
     console_level: Level,
     colour: bool,
+    /// stderr is a terminal (countdowns are drawn only there).
+    tty: bool,
     file: Option<Mutex<File>>,
     /// Lines kept in memory for tests and notifications.
     captured: Option<Mutex<Vec<String>>>,
@@ -64,9 +66,11 @@ impl Logger {
             )),
             None => None,
         };
+        let tty = std::io::stderr().is_terminal();
         Ok(Self {
             console_level: if verbose { Level::Debug } else { Level::Info },
-            colour: std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            colour: tty && std::env::var_os("NO_COLOR").is_none(),
+            tty,
             file,
             captured: None,
             console: true,
@@ -78,6 +82,7 @@ impl Logger {
         Self {
             console_level: Level::Debug,
             colour: false,
+            tty: false,
             file: None,
             captured: Some(Mutex::new(Vec::new())),
             console: false,
@@ -94,7 +99,7 @@ impl Logger {
 
     /// Whether the console is an interactive terminal (for countdowns).
     pub fn interactive(&self) -> bool {
-        self.console && self.colour
+        self.console && self.tty
     }
 
     pub fn log(&self, level: Level, msg: &str) {

@@ -427,3 +427,20 @@ fn json_experiments_run_too() {
         "the ledger sits next to the journal"
     );
 }
+
+#[test]
+fn a_url_that_does_not_resolve_is_a_recorded_failure() {
+    let sb = Sandbox::new();
+    let exp = sb.write(
+        "dns.yaml",
+        r#"title: t
+description: d
+method:
+  - {type: probe, name: nowhere, provider: {type: http, url: "http://squall-no-such-host.invalid/", timeout: 3}}
+"#,
+    );
+    sb.run(&["run", exp.to_str().unwrap()])
+        .code(0)
+        .has("ERROR]   => failed: failed to connect to http://squall-no-such-host.invalid/");
+    assert_eq!(sb.journal()["run"][0]["status"], "failed");
+}

@@ -11,8 +11,16 @@ use crate::registry::Registry;
 
 fn validated(text: &str) -> Validated {
     let doc = Document::parse(text, Format::Yaml).unwrap();
-    let env = FixedEnv { vars: Default::default(), programs: vec!["true".into(), "false".into()] };
-    let inputs = Inputs { catalog: &Registry, env: &env, config_overrides: Map::new(), secret_overrides: Map::new() };
+    let env = FixedEnv {
+        vars: Default::default(),
+        programs: vec!["true".into(), "false".into()],
+    };
+    let inputs = Inputs {
+        catalog: &Registry,
+        env: &env,
+        config_overrides: Map::new(),
+        secret_overrides: Map::new(),
+    };
     validate(&doc, &inputs).unwrap()
 }
 
@@ -50,12 +58,20 @@ async fn a_signal_during_an_hour_long_pause_interrupts_and_rolls_back() {
         tokio::time::sleep(Duration::from_secs(10)).await;
         trigger.signal("SIGINT");
     });
-    let out = run(validated(LONG_PAUSE), opts(dir.path()), log.clone(), ints).await.unwrap();
+    let out = run(validated(LONG_PAUSE), opts(dir.path()), log.clone(), ints)
+        .await
+        .unwrap();
     assert_eq!(out.verdict.status, RunStatus::Interrupted);
     assert_eq!(out.journal.rollbacks.len(), 1);
-    assert!(out.journal.steady_states.after.is_none(), "no after-check on interruption");
+    assert!(
+        out.journal.steady_states.after.is_none(),
+        "no after-check on interruption"
+    );
     let lines = log.lines();
-    assert!(lines.contains(&"INFO Rollback: undo".to_owned()), "{lines:?}");
+    assert!(
+        lines.contains(&"INFO Rollback: undo".to_owned()),
+        "{lines:?}"
+    );
     assert!(lines.contains(&"INFO Experiment ended with status: interrupted".to_owned()));
 }
 
@@ -63,12 +79,19 @@ async fn a_signal_during_an_hour_long_pause_interrupts_and_rolls_back() {
 async fn the_pause_is_slept_in_full_without_a_signal() {
     let dir = tempfile::tempdir().unwrap();
     let started = tokio::time::Instant::now();
-    let out = run(validated(LONG_PAUSE), opts(dir.path()), Arc::new(Logger::capture()), Interrupts::default())
-        .await
-        .unwrap();
+    let out = run(
+        validated(LONG_PAUSE),
+        opts(dir.path()),
+        Arc::new(Logger::capture()),
+        Interrupts::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(out.verdict.status, RunStatus::Completed);
     assert!(started.elapsed() >= Duration::from_secs(3600));
-    let written: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("journal.json")).unwrap()).unwrap();
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("journal.json")).unwrap())
+            .unwrap();
     assert_eq!(written["status"], "completed");
     assert_eq!(written["steady_states"]["after"]["steady_state_met"], true);
 }
@@ -94,7 +117,14 @@ steady-state-hypothesis:
   probes: [{type: probe, name: exits-one, tolerance: "${expected}", provider: {type: process, path: "false"}}]
 method: []
 "#;
-    let out = run(validated(text), opts(dir.path()), Arc::new(Logger::capture()), Interrupts::default()).await.unwrap();
+    let out = run(
+        validated(text),
+        opts(dir.path()),
+        Arc::new(Logger::capture()),
+        Interrupts::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(out.verdict.status, RunStatus::Completed);
     let probe = &out.journal.steady_states.before.unwrap().probes[0];
     assert_eq!(probe.tolerance_met, Some(true));

@@ -13,6 +13,7 @@ ROUNDS="${ROUNDS:-5}"
 OUT="bench/out"
 mkdir -p "$OUT"
 
+command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; }
 cargo build --release -q -p squall
 SQUALL="$PWD/target/release/squall"
 

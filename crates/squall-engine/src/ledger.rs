@@ -14,18 +14,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-/// How to undo one change: the registered undo function and its data.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Undo {
-    /// The name of a registered undo function.
-    pub kind: String,
-    /// Everything that function needs (for example the snapshot taken).
-    pub data: Value,
-    /// A human description for logs and `squall recover`.
-    pub description: String,
-}
+pub use squall_activity::{Pending, Undo};
 
 /// One line of the ledger.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -44,15 +34,6 @@ enum Line {
         id: String,
         at: String,
     },
-}
-
-/// An undo that has been recorded and not yet marked done.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Pending {
-    pub id: String,
-    pub run_id: String,
-    pub target: String,
-    pub undo: Undo,
 }
 
 /// An open ledger file.
@@ -126,6 +107,21 @@ impl Ledger {
             .map_err(|_| std::io::Error::other("ledger lock poisoned"))?;
         f.write_all(text.as_bytes())?;
         f.sync_data()
+    }
+}
+
+impl squall_activity::UndoLedger for Ledger {
+    fn record(&self, run_id: &str, target: &str, undo: Undo) -> std::io::Result<String> {
+        Ledger::record(self, run_id, target, undo)
+    }
+    fn pending_for(&self, target: &str) -> std::io::Result<Vec<Pending>> {
+        Ledger::pending_for(self, target)
+    }
+    fn mark_done(&self, id: &str) -> std::io::Result<()> {
+        Ledger::mark_done(self, id)
+    }
+    fn location(&self) -> String {
+        self.path.display().to_string()
     }
 }
 

@@ -6,7 +6,6 @@
 //! changes anything; activity failures are data in the journal, only engine
 //! failures are Rust errors; time comes from tokio so tests can pause it.
 
-pub mod context;
 pub mod discover;
 pub mod journal_io;
 pub mod ledger;

@@ -164,6 +164,18 @@ impl Logger {
     }
 }
 
+impl squall_activity::RunLog for Logger {
+    fn debug(&self, msg: &str) {
+        self.log(Level::Debug, msg);
+    }
+    fn info(&self, msg: &str) {
+        self.log(Level::Info, msg);
+    }
+    fn warning(&self, msg: &str) {
+        self.log(Level::Warning, msg);
+    }
+}
+
 /// Continuation lines are indented by four spaces, as upstream does.
 fn indent(msg: &str) -> String {
     msg.replace('\n', "\n    ")

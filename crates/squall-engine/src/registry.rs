@@ -6,55 +6,14 @@
 //! checked. Later providers (Kubernetes, Istio, data plane) add their
 //! entries here.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
-
 use serde_json::{Map, Value};
 use squall_core::catalog::{ActivitySpec, Catalog};
 
-use crate::context::ActivityCtx;
 use crate::providers::testing;
 
-/// Why an activity did not produce a result.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ActivityError {
-    /// The activity ran and failed: recorded in the journal, the run goes on.
-    Failed(String),
-    /// squall itself could not carry on (aborts the method).
-    Fatal(String),
-}
-
-impl ActivityError {
-    pub fn failed(msg: impl Into<String>) -> Self {
-        Self::Failed(msg.into())
-    }
-    pub fn message(&self) -> &str {
-        match self {
-            Self::Failed(m) | Self::Fatal(m) => m,
-        }
-    }
-}
-
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-pub type ActivityResult = Result<Value, ActivityError>;
-/// A native activity: context and (substituted, defaulted) arguments.
-pub type RunFn = fn(Arc<ActivityCtx>, Map<String, Value>) -> BoxFuture<ActivityResult>;
-/// An undo function: the data recorded in the ledger.
-pub type UndoFn = fn(Value) -> BoxFuture<Result<(), String>>;
-
-/// A native activity with its implementation.
-pub struct Registered {
-    pub spec: ActivitySpec,
-    pub run: RunFn,
-}
-
-/// An undo function, found by `kind` when rolling back or recovering.
-pub struct UndoSpec {
-    pub kind: &'static str,
-    pub doc: &'static str,
-    pub apply: UndoFn,
-}
+pub use squall_activity::{
+    ActivityError, ActivityResult, BoxFuture, Registered, RunFn, UndoFn, UndoSpec,
+};
 
 /// Every native activity squall has.
 pub static ACTIVITIES: &[Registered] = &[testing::WRITE_FILE, testing::RESTORE_FILE];

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 use squall_core::catalog::{ActivitySpec, ArgSpec, ArgType, Kind};
 
-use crate::context::ActivityCtx;
-use crate::ledger::Undo;
-use crate::registry::{ActivityError, ActivityResult, BoxFuture, Registered, UndoSpec};
+use squall_activity::{
+    ActivityCtx, ActivityError, ActivityResult, BoxFuture, Registered, Undo, UndoSpec,
+};
 
 const UNDO_KIND: &str = "squall.testing.restore_file";
 
@@ -196,13 +196,13 @@ mod tests {
         write_file(c.clone(), args(json!({"path": f, "content": "worse"})))
             .await
             .unwrap();
-        assert_eq!(c.ledger.pending().unwrap().len(), 2);
+        assert_eq!(c.pending_for(&target(f)).unwrap().len(), 2);
         let out = restore_file(c.clone(), args(json!({"path": f})))
             .await
             .unwrap();
         assert_eq!(out["restored"], true);
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "original");
-        assert!(c.ledger.pending().unwrap().is_empty());
+        assert!(c.pending_for(&target(f)).unwrap().is_empty());
         let again = restore_file(c.clone(), args(json!({"path": f})))
             .await
             .unwrap();

@@ -12,9 +12,9 @@ use squall_core::subst::{Chain, py_str, substitute};
 use tokio_util::sync::CancellationToken;
 
 use super::{Dry, Shared, now_stamp};
-use crate::context::ActivityCtx;
 use crate::providers::{http, process};
 use crate::registry::{self, ActivityError, ActivityResult};
+use squall_activity::ActivityCtx;
 
 /// How an activity ended, beyond its record.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,0 +1,189 @@
+//! The contract between squall's engine and its providers. A provider crate
+//! (Kubernetes, Istio, the node data plane) depends on this crate only:
+//! it describes its functions as [`Registered`] entries and its undo
+//! functions as [`UndoSpec`]s, and it reaches the run through
+//! [`ActivityCtx`]. The engine lists every entry in its one registry and
+//! supplies the ledger and the log behind the traits here.
+//!
+//! This keeps the dependency direction of the design: engine → providers →
+//! (kube, OS), with no provider depending on the engine.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use squall_core::catalog::ActivitySpec;
+use squall_core::model::Limits;
+
+/// Why an activity did not produce a result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ActivityError {
+    /// The activity ran and failed: recorded in the journal, the run goes on.
+    Failed(String),
+    /// squall itself could not carry on (aborts the method).
+    Fatal(String),
+}
+
+impl ActivityError {
+    pub fn failed(msg: impl Into<String>) -> Self {
+        Self::Failed(msg.into())
+    }
+    pub fn message(&self) -> &str {
+        match self {
+            Self::Failed(m) | Self::Fatal(m) => m,
+        }
+    }
+}
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+pub type ActivityResult = Result<Value, ActivityError>;
+/// A native activity: its context and (substituted, defaulted) arguments.
+pub type RunFn = fn(Arc<ActivityCtx>, Map<String, Value>) -> BoxFuture<ActivityResult>;
+/// An undo function: the data recorded in the ledger.
+pub type UndoFn = fn(Value) -> BoxFuture<Result<(), String>>;
+
+/// A native activity with its implementation.
+pub struct Registered {
+    pub spec: ActivitySpec,
+    pub run: RunFn,
+}
+
+/// An undo function, found by `kind` when rolling back or recovering.
+pub struct UndoSpec {
+    pub kind: &'static str,
+    pub doc: &'static str,
+    pub apply: UndoFn,
+}
+
+/// How to undo one change: the registered undo function and its data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Undo {
+    /// The `kind` of a registered [`UndoSpec`].
+    pub kind: String,
+    /// Everything that function needs (for example the snapshot taken).
+    pub data: Value,
+    /// A human description for logs and `squall recover`.
+    pub description: String,
+}
+
+/// An undo that has been recorded and not yet marked done.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pending {
+    pub id: String,
+    pub run_id: String,
+    /// What was changed (`file:/tmp/x`, `node/worker-1`).
+    pub target: String,
+    pub undo: Undo,
+}
+
+/// The durable undo ledger, as providers see it.
+pub trait UndoLedger: Send + Sync {
+    /// Durably records an undo and returns its id.
+    fn record(&self, run_id: &str, target: &str, undo: Undo) -> std::io::Result<String>;
+    /// Pending undos for one target, oldest first.
+    fn pending_for(&self, target: &str) -> std::io::Result<Vec<Pending>>;
+    /// Durably marks an undo as applied.
+    fn mark_done(&self, id: &str) -> std::io::Result<()>;
+    /// Where the ledger lives, for messages.
+    fn location(&self) -> String;
+}
+
+/// The run log, as providers see it.
+pub trait RunLog: Send + Sync {
+    fn debug(&self, msg: &str);
+    fn info(&self, msg: &str);
+    fn warning(&self, msg: &str);
+}
+
+/// The context one activity runs in.
+pub struct ActivityCtx {
+    pub configuration: Map<String, Value>,
+    /// The secret scopes the provider asked for, merged in list order.
+    pub secrets: Map<String, Value>,
+    pub ledger: Arc<dyn UndoLedger>,
+    pub run_id: String,
+    pub log: Arc<dyn RunLog>,
+    pub limits: Limits,
+}
+
+impl ActivityCtx {
+    /// Records how to undo a change, durably, before the change is made.
+    /// An activity that cannot record its undo must not act.
+    pub fn record_undo(&self, target: &str, undo: Undo) -> Result<String, ActivityError> {
+        self.log.debug(&format!(
+            "ledger: recording undo for {target}: {}",
+            undo.description
+        ));
+        self.ledger.record(&self.run_id, target, undo).map_err(|e| {
+            ActivityError::Fatal(format!(
+                "could not write the undo ledger {}: {e}",
+                self.ledger.location()
+            ))
+        })
+    }
+
+    /// Undos still pending for `target`, oldest first.
+    pub fn pending_for(&self, target: &str) -> Result<Vec<Pending>, ActivityError> {
+        self.ledger
+            .pending_for(target)
+            .map_err(|e| ActivityError::Fatal(format!("could not read the undo ledger: {e}")))
+    }
+
+    /// Marks an undo as applied.
+    pub fn mark_done(&self, id: &str) -> Result<(), ActivityError> {
+        self.ledger
+            .mark_done(id)
+            .map_err(|e| ActivityError::Fatal(format!("could not write the undo ledger: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Broken;
+    impl UndoLedger for Broken {
+        fn record(&self, _: &str, _: &str, _: Undo) -> std::io::Result<String> {
+            Err(std::io::Error::other("disk full"))
+        }
+        fn pending_for(&self, _: &str) -> std::io::Result<Vec<Pending>> {
+            Ok(Vec::new())
+        }
+        fn mark_done(&self, _: &str) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn location(&self) -> String {
+            "/ledger".into()
+        }
+    }
+    struct Quiet;
+    impl RunLog for Quiet {
+        fn debug(&self, _: &str) {}
+        fn info(&self, _: &str) {}
+        fn warning(&self, _: &str) {}
+    }
+
+    #[test]
+    fn an_unwritable_ledger_is_fatal_so_the_activity_does_not_act() {
+        let ctx = ActivityCtx {
+            configuration: Map::new(),
+            secrets: Map::new(),
+            ledger: Arc::new(Broken),
+            run_id: "r".into(),
+            log: Arc::new(Quiet),
+            limits: Limits::default(),
+        };
+        let undo = Undo {
+            kind: "k".into(),
+            data: Value::Null,
+            description: "d".into(),
+        };
+        let err = ctx.record_undo("t", undo).unwrap_err();
+        assert_eq!(
+            err,
+            ActivityError::Fatal("could not write the undo ledger /ledger: disk full".into())
+        );
+    }
+}

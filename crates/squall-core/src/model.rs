@@ -105,14 +105,3 @@ pub enum Provider {
         secrets: Vec<String>,
     },
 }
-
-impl Provider {
-    /// A short label for logs and plans.
-    pub fn describe(&self) -> String {
-        match self {
-            Self::Process { path, .. } => format!("process {path}"),
-            Self::Http { method, url, .. } => format!("http {method} {url}"),
-            Self::Native { module, func, .. } => format!("{module}.{func}"),
-        }
-    }
-}

@@ -185,6 +185,8 @@ pub fn compile_path(path: &str) -> Result<JsonPath, String> {
 fn translate_jsonpath2(path: &str) -> String {
     let mut out = String::with_capacity(path.len() + 8);
     let chars: Vec<char> = path.chars().collect();
+    // One entry per open `[`: whether it opened a filter `[?`.
+    let mut brackets: Vec<bool> = Vec::new();
     let mut i = 0;
     let mut quote: Option<char> = None;
     while i < chars.len() {
@@ -199,16 +201,21 @@ fn translate_jsonpath2(path: &str) -> String {
         }
         let prev = if i > 0 { chars[i - 1] } else { ' ' };
         let next = chars.get(i + 1).copied().unwrap_or(' ');
+        let in_filter = brackets.iter().any(|f| *f);
         match c {
             '"' | '\'' => quote = Some(c),
-            '=' if !matches!(prev, '=' | '!' | '<' | '>') && next != '=' => {
+            '[' => brackets.push(chars[i + 1..].iter().find(|c| !c.is_whitespace()) == Some(&'?')),
+            ']' => {
+                brackets.pop();
+            }
+            '=' if in_filter && !matches!(prev, '=' | '!' | '<' | '>') && next != '=' => {
                 out.push_str("==");
                 i += 1;
                 continue;
             }
             _ => {}
         }
-        if let Some((word, rep)) = keyword_at(&chars, i) {
+        if let Some((word, rep)) = keyword_at(&chars, i).filter(|_| in_filter) {
             out.push_str(rep);
             i += word;
             continue;
@@ -219,6 +226,7 @@ fn translate_jsonpath2(path: &str) -> String {
     out
 }
 
+/// A jsonpath2 keyword (`and`, `or`, `not`) starting at `i`, as a whole word.
 fn keyword_at(chars: &[char], i: usize) -> Option<(usize, &'static str)> {
     let boundary = |j: usize| {
         chars
@@ -230,12 +238,7 @@ fn keyword_at(chars: &[char], i: usize) -> Option<(usize, &'static str)> {
     }
     for (word, rep) in [("and", "&&"), ("or", "||"), ("not", "!")] {
         let w: Vec<char> = word.chars().collect();
-        let inside_filter = chars[..i]
-            .iter()
-            .rev()
-            .take_while(|c| **c != '[')
-            .any(|c| *c == '?');
-        if inside_filter && chars[i..].starts_with(&w) && boundary(i + w.len()) {
+        if chars[i..].starts_with(&w) && boundary(i + w.len()) {
             return Some((w.len(), rep));
         }
     }
@@ -470,6 +473,13 @@ mod tests {
             translate_jsonpath2("$.a[?(@.x != 'a=b' or not @.y)]"),
             "$.a[?(@.x != 'a=b' || ! @.y)]"
         );
+        // Brackets inside a filter do not end it.
+        assert_eq!(
+            translate_jsonpath2("$.i[?(@.a[0] = 1 and @.b)]"),
+            "$.i[?(@.a[0] == 1 && @.b)]"
+        );
+        // Outside filters nothing changes (a key may be called `and`).
+        assert_eq!(translate_jsonpath2("$.and.or"), "$.and.or");
     }
 
     #[test]

@@ -135,7 +135,7 @@ pub fn validate(doc: &Document, inputs: &Inputs) -> Result<Validated, Vec<Diagno
     if !ctx.sink.is_empty() {
         return Err(ctx.sink.items);
     }
-    let (hypothesis, method, rollbacks) = parts.ok_or_else(Vec::new)?;
+    let (hypothesis, method, rollbacks) = parts;
     let experiment = Experiment {
         raw: doc.value.clone(),
         title: title.unwrap_or_default(),
@@ -267,7 +267,7 @@ fn resolve_inputs(
 type Parts = (Option<Hypothesis>, Vec<Activity>, Vec<Activity>);
 
 /// The hypothesis, method and rollbacks, with refs resolved.
-fn activities(ctx: &mut Ctx, root: &Map<String, Value>) -> Option<Parts> {
+fn activities(ctx: &mut Ctx, root: &Map<String, Value>) -> Parts {
     let (hyp_title, hyp_slots) = hypothesis_slots(ctx, root.get("steady-state-hypothesis"));
     let method_path = Path::root().key("method");
     let method_slots = match root.get("method") {
@@ -293,7 +293,7 @@ fn activities(ctx: &mut Ctx, root: &Map<String, Value>) -> Option<Parts> {
     let method = resolve(ctx, method_slots, &cache);
     let rollbacks = resolve(ctx, rollback_slots, &cache);
     let hypothesis = hyp_title.map(|title| Hypothesis { title, probes });
-    Some((hypothesis, method, rollbacks))
+    (hypothesis, method, rollbacks)
 }
 
 fn hypothesis_slots(ctx: &mut Ctx, v: Option<&Value>) -> (Option<String>, Vec<Slot>) {

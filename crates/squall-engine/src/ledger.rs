@@ -46,7 +46,26 @@ pub struct Ledger {
 impl Ledger {
     /// Opens (creating if needed) the ledger at `path` for appending.
     pub fn open(path: &Path) -> std::io::Result<Self> {
-        let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+        Self::open_with(path, true)
+    }
+
+    /// Opens an existing ledger; a missing file is an error (a mistyped
+    /// `--ledger` must not look like "nothing to recover").
+    pub fn open_existing(path: &Path) -> std::io::Result<Self> {
+        Self::open_with(path, false)
+    }
+
+    fn open_with(path: &Path, create: bool) -> std::io::Result<Self> {
+        let mut file = OpenOptions::new().create(create).append(true).open(path)?;
+        // One writer at a time: a recover during a run (or two recovers)
+        // could otherwise apply the same undo twice.
+        file.try_lock().map_err(|e| match e {
+            std::fs::TryLockError::WouldBlock => std::io::Error::other(format!(
+                "{} is in use by another squall (a run or a recover); wait for it to finish",
+                path.display()
+            )),
+            std::fs::TryLockError::Error(e) => e,
+        })?;
         // A line torn by a kill must not swallow the next record.
         if !ends_with_newline(path)? {
             file.write_all(b"\n")?;
@@ -200,6 +219,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(&dir.path().join("l.jsonl")).unwrap();
         let a = ledger.record("run", "file:/a", undo(1)).unwrap();
+        let err = Ledger::open(&dir.path().join("l.jsonl")).err().unwrap();
+        assert!(
+            err.to_string().contains("in use by another squall"),
+            "{err}"
+        );
         let b = ledger.record("run", "file:/b", undo(2)).unwrap();
         assert_eq!(ledger.pending().unwrap().len(), 2);
         assert_eq!(ledger.pending_for("file:/b").unwrap()[0].undo, undo(2));

@@ -19,7 +19,7 @@ pub struct Report {
 
 /// Applies the pending undos of the ledger at `path`.
 pub async fn recover(path: &Path, log: &Logger) -> std::io::Result<Report> {
-    let ledger = Ledger::open(path)?;
+    let ledger = Ledger::open_existing(path)?;
     let pending = ledger.pending()?;
     let mut report = Report::default();
     if pending.is_empty() {
@@ -92,6 +92,7 @@ mod tests {
                 },
             )
             .unwrap();
+        drop(ledger);
         let log = Logger::capture();
         let report = recover(&ledger_path, &log).await.unwrap();
         assert_eq!(report.applied, ["restore to v1", "restore to v0"]);

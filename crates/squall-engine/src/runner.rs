@@ -71,7 +71,30 @@ pub enum HypothesisStrategy {
     Skip,
 }
 
+impl RollbackStrategy {
+    /// The name upstream logs and journals use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Default => "default",
+            Self::Always => "always",
+            Self::Never => "never",
+            Self::Deviated => "deviated",
+        }
+    }
+}
+
 impl HypothesisStrategy {
+    /// The name upstream logs use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Default => "default",
+            Self::BeforeMethodOnly => "before-method-only",
+            Self::AfterMethodOnly => "after-method-only",
+            Self::DuringMethodOnly => "during-method-only",
+            Self::Continuously => "continuous",
+            Self::Skip => "skip",
+        }
+    }
     fn before(self) -> bool {
         matches!(
             self,
@@ -100,6 +123,8 @@ pub struct RunOptions {
     pub hypothesis_frequency: f64,
     pub fail_fast: bool,
     pub dry: Option<Dry>,
+    /// Extra environment for child processes (from `.env` var files).
+    pub child_env: Vec<(String, String)>,
 }
 
 /// Signal state shared with whoever listens for signals: the first signal
@@ -156,6 +181,7 @@ pub(crate) struct Shared {
     pub log: Arc<Logger>,
     pub limits: Limits,
     pub dry: Option<Dry>,
+    pub child_env: Vec<(String, String)>,
 }
 
 /// The mutable state of a run in progress.
@@ -185,6 +211,7 @@ pub async fn run(
         log: log.clone(),
         limits: v.experiment.limits,
         dry: opts.dry,
+        child_env: opts.child_env.clone(),
     });
     let exp = v.experiment;
     let title = py_str(&substitute_str(&exp.title, &sh.lookup()));
@@ -202,11 +229,15 @@ pub async fn run(
     if let Some(d) = opts.dry {
         log.warning(&format!("Running experiment with dry {}", d.as_str()));
     }
-    log.debug(&format!(
-        "Steady-state strategy: {:?}",
-        opts.hypothesis_strategy
+    checkpoint(&sh, &opts, &p);
+    log.info(&format!(
+        "Steady-state strategy: {}",
+        opts.hypothesis_strategy.name()
     ));
-    log.debug(&format!("Rollbacks strategy: {:?}", opts.rollback_strategy));
+    log.info(&format!(
+        "Rollbacks strategy: {}",
+        opts.rollback_strategy.name()
+    ));
     let hyp = exp
         .hypothesis
         .as_ref()
@@ -215,12 +246,12 @@ pub async fn run(
         log.info("Skipping Steady-State Hypothesis as requested");
     }
     gate(&sh, hyp, &opts, &interrupts, &mut p).await;
-    checkpoint(&opts, &p)?;
+    checkpoint(&sh, &opts, &p);
     if !matches!(p.facts.gate, Check::NotMet { .. }) && !p.facts.interrupted {
         method(&sh, &exp.method, hyp, &opts, &interrupts, &mut p).await;
-        checkpoint(&opts, &p)?;
+        checkpoint(&sh, &opts, &p);
         after(&sh, hyp, &opts, &interrupts, &mut p).await;
-        checkpoint(&opts, &p)?;
+        checkpoint(&sh, &opts, &p);
     }
     rollbacks(&sh, &exp.rollbacks, &opts, &interrupts, &mut p).await;
     finish(&sh, &opts, &interrupts, p)
@@ -231,8 +262,8 @@ fn info(opts: &RunOptions, run_id: &str) -> SquallInfo {
         version: env!("CARGO_PKG_VERSION").into(),
         run_id: run_id.into(),
         ledger: Some(opts.ledger_path.display().to_string()),
-        rollback_strategy: format!("{:?}", opts.rollback_strategy).to_lowercase(),
-        hypothesis_strategy: format!("{:?}", opts.hypothesis_strategy).to_lowercase(),
+        rollback_strategy: opts.rollback_strategy.name().into(),
+        hypothesis_strategy: opts.hypothesis_strategy.name().into(),
         ..SquallInfo::default()
     }
 }
@@ -249,9 +280,22 @@ pub(crate) fn now_stamp() -> String {
     journal_io::now_stamp()
 }
 
-fn checkpoint(opts: &RunOptions, p: &Progress) -> Result<(), EngineError> {
-    journal_io::write(&opts.journal_path, &p.journal)?;
-    Ok(())
+/// Writes the journal so far. A failure is logged, not returned: the run
+/// must go on to its rollbacks whatever happens to the journal file.
+fn checkpoint(sh: &Shared, opts: &RunOptions, p: &Progress) {
+    if let Err(e) = journal_io::write(&opts.journal_path, &p.journal) {
+        sh.log
+            .error(&format!("{e}; carrying on so the rollbacks still run"));
+    }
+}
+
+/// A float as Python prints it (`1.0`, `0.25`).
+fn py_float(f: f64) -> String {
+    if f.fract() == 0.0 {
+        format!("{f:.1}")
+    } else {
+        f.to_string()
+    }
 }
 
 fn not_met(sh: &Shared, culprit: Option<&str>) {
@@ -268,6 +312,9 @@ async fn gate(
     ints: &Interrupts,
     p: &mut Progress,
 ) {
+    if opts.hypothesis_strategy == HypothesisStrategy::Skip {
+        return;
+    }
     let Some(h) = hyp else {
         sh.log
             .info("No steady state hypothesis defined. That's ok, just exploring.");
@@ -309,7 +356,7 @@ async fn method(
     if activities.is_empty() {
         sh.log.info("No declared activities, let's move on.");
     }
-    let (records, aborted) = play(sh, activities, &ints.first, Some(&failed_fast)).await;
+    let (records, aborted) = play(sh, activities, &ints.first, Some(&failed_fast), None).await;
     p.journal.run = records;
     if let Some(msg) = aborted {
         sh.log.critical(&format!(
@@ -318,11 +365,15 @@ async fn method(
         p.facts.aborted = true;
     }
     stop.cancel();
-    if let Some(Ok(states)) = match during {
-        Some(task) => Some(task.await),
-        None => None,
-    } {
-        p.journal.steady_states.during = states;
+    if let Some(task) = during {
+        match task.await {
+            Ok(states) => p.journal.steady_states.during = states,
+            Err(e) => {
+                sh.log
+                    .critical(&format!("The continuous hypothesis crashed: {e}"));
+                p.facts.aborted = true;
+            }
+        }
     }
     p.facts.failed_fast = failed_fast.load(Ordering::SeqCst);
     p.facts.interrupted |= ints.first.is_cancelled();
@@ -336,6 +387,7 @@ async fn play(
     activities: &[Activity],
     cancel: &CancellationToken,
     failed_fast: Option<&AtomicBool>,
+    label: Option<&str>,
 ) -> (Vec<Record>, Option<String>) {
     let mut slots: Vec<Option<Record>> = Vec::new();
     let mut background = Vec::new();
@@ -343,6 +395,9 @@ async fn play(
     for a in activities {
         if cancel.is_cancelled() || failed_fast.is_some_and(|f| f.load(Ordering::SeqCst)) {
             break;
+        }
+        if let Some(label) = label {
+            sh.log.info(&format!("{label}: {}", a.name));
         }
         if a.background {
             let (sh, a, cancel) = (sh.clone(), a.clone(), cancel.clone());
@@ -365,10 +420,15 @@ async fn play(
         }
     }
     for (idx, task) in background {
-        if let Ok(ex) = task.await {
-            slots[idx] = Some(ex.record);
-            if let Ended::Fatal(m) = ex.ended {
-                fatal.get_or_insert(m);
+        match task.await {
+            Ok(ex) => {
+                slots[idx] = Some(ex.record);
+                if let Ended::Fatal(m) = ex.ended {
+                    fatal.get_or_insert(m);
+                }
+            }
+            Err(e) => {
+                fatal.get_or_insert(format!("a background activity crashed: {e}"));
             }
         }
     }
@@ -387,7 +447,7 @@ async fn continuous(
 ) -> Vec<State> {
     sh.log.info(&format!(
         "Executing the steady-state hypothesis continuously every {} seconds",
-        opts.hypothesis_frequency
+        py_float(opts.hypothesis_frequency)
     ));
     let mut states = Vec::new();
     let (mut iterations, mut failures) = (0u32, 0u32);
@@ -411,7 +471,8 @@ async fn continuous(
                 break;
             }
         }
-        let wait = Duration::from_secs_f64(opts.hypothesis_frequency.max(0.0));
+        let wait = Duration::try_from_secs_f64(opts.hypothesis_frequency)
+            .unwrap_or(Duration::from_secs(1));
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             () = stop.cancelled() => break,
@@ -429,7 +490,10 @@ async fn after(
     ints: &Interrupts,
     p: &mut Progress,
 ) {
-    if p.facts.interrupted || p.facts.aborted {
+    if p.facts.interrupted
+        || p.facts.aborted
+        || opts.hypothesis_strategy == HypothesisStrategy::Skip
+    {
         return;
     }
     let Some(h) = hyp else {
@@ -496,17 +560,11 @@ async fn rollbacks(
         sh.log.info("No declared rollbacks, let's move on.");
         return;
     }
-    let mut records = Vec::new();
-    for a in list {
-        if ints.second.is_cancelled() {
-            sh.log.warning(
-                "Received an exit signal. Terminating now without running the remaining rollbacks.",
-            );
-            break;
-        }
-        sh.log.info(&format!("Rollback: {}", a.name));
-        let (mut recs, _) = play(sh, std::slice::from_ref(a), &ints.second, None).await;
-        records.append(&mut recs);
+    let (records, _) = play(sh, list, &ints.second, None, Some("Rollback")).await;
+    if ints.second.is_cancelled() {
+        sh.log.warning(
+            "Received an exit signal. Terminating now without running the remaining rollbacks.",
+        );
     }
     p.journal.rollbacks = records;
 }

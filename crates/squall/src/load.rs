@@ -31,6 +31,19 @@ pub struct RealEnv {
     overlay: HashMap<String, String>,
 }
 
+impl RealEnv {
+    /// The values loaded from .env files, for child processes.
+    pub fn overlay(&self) -> Vec<(String, String)> {
+        let mut pairs: Vec<_> = self
+            .overlay
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        pairs.sort();
+        pairs
+    }
+}
+
 impl Environment for RealEnv {
     fn var(&self, name: &str) -> Option<String> {
         self.overlay

@@ -345,25 +345,37 @@ fn hypothesis_strategies() {
             .unwrap()
             .is_empty()
     );
-    // With --fail-fast the first failing check fails the run.
-    let run = sb.run(&[
+    // With --fail-fast the first failing check stops the method and fails
+    // the run (during-method never deviates, so only fail-fast can fail it).
+    let text = std::fs::read_to_string(&exp).unwrap().replace(
+        "rollbacks:",
+        "  - {type: action, name: never-reached, provider: {type: process, path: \"true\"}}\nrollbacks:",
+    );
+    let twice = sb.write("twice.yaml", &text);
+    let args = [
         "run",
-        e,
+        twice.to_str().unwrap(),
         "--hypothesis-strategy",
-        "continuously",
-        "--hypothesis-frequency",
-        "0.1",
-        "--fail-fast",
-    ]);
+        "during-method",
+    ];
+    let run = sb.run(&[&args[..], &["--hypothesis-frequency", "0.1", "--fail-fast"]].concat());
     run.code(1)
-        .has("Terminating immediately the experiment after");
+        .has("Terminating immediately the experiment after")
+        .lacks("Action: never-reached")
+        .has("status: failed");
+    assert_eq!(sb.journal()["status"], "failed");
 }
 
 #[test]
 fn dry_runs_touch_nothing() {
     let sb = Sandbox::new();
     let exp = corrupt_experiment(&sb, ", pauses: {after: 30}");
+    let started = std::time::Instant::now();
     let run = sb.run(&["run", exp.to_str().unwrap(), "--dry"]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "a dry run does not sleep its pauses"
+    );
     run.code(0)
         .has("WARNING] Running experiment with dry activities")
         .has("Pausing after activity for 30s...");
@@ -403,6 +415,8 @@ method:
         .collect();
     assert_eq!(names, ["slow-in-background", "quick", "echo-ok"]);
     assert!(j["run"][0]["duration"].as_f64().unwrap() >= 0.45);
+    // The quick action started before the background one ended.
+    assert!(j["run"][1]["start"].as_str().unwrap() < j["run"][0]["end"].as_str().unwrap());
     assert_eq!(j["experiment"]["extensions"][0]["data"]["kept"], true);
 }
 
@@ -443,4 +457,39 @@ method:
         .code(0)
         .has("ERROR]   => failed: failed to connect to http://squall-no-such-host.invalid/");
     assert_eq!(sb.journal()["run"][0]["status"], "failed");
+}
+
+#[test]
+fn dotenv_values_reach_child_processes() {
+    let sb = Sandbox::new();
+    let env = sb.write("vars.env", "SQUALL_FROM_DOTENV=hello\n");
+    let exp = sb.write(
+        "env.yaml",
+        r#"title: t
+description: d
+method:
+  - {type: probe, name: echo, provider: {type: process, path: sh, arguments: ["-c", "echo $SQUALL_FROM_DOTENV"]}}
+"#,
+    );
+    sb.run(&[
+        "run",
+        exp.to_str().unwrap(),
+        "--var-file",
+        env.to_str().unwrap(),
+    ])
+    .code(0);
+    assert_eq!(sb.journal()["run"][0]["output"]["stdout"], "hello\n");
+}
+
+#[test]
+fn huge_pauses_are_invalid_input() {
+    let sb = Sandbox::new();
+    let exp = sb.write(
+        "huge.yaml",
+        "title: t\ndescription: d\nmethod:\n  - {type: action, name: a, provider: {type: process, path: \"true\"}, pauses: {after: 1e300}}\n",
+    );
+    sb.run(&["run", exp.to_str().unwrap()])
+        .code(2)
+        .has("method[0].pauses.after")
+        .lacks("panicked");
 }

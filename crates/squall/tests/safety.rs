@@ -161,3 +161,12 @@ rollbacks:
         .code(0);
     assert_eq!(sb.read("state"), "healthy\n");
 }
+
+#[test]
+fn recover_with_a_mistyped_ledger_says_so() {
+    let sb = Sandbox::new();
+    sb.run(&["recover", "--ledger", "typo.jsonl"])
+        .code(1)
+        .has("no undo ledger at typo.jsonl");
+    assert!(!sb.path("typo.jsonl").exists(), "recover creates nothing");
+}

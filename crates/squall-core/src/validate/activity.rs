@@ -213,14 +213,14 @@ fn pauses(ctx: &mut Ctx, v: Option<&Value>, path: &Path) -> Pauses {
     let mut one = |key: &str| -> Option<Value> {
         let p = map.get(key)?;
         let ok = match p {
-            Value::Number(n) => n.as_f64().is_some_and(|f| f >= 0.0),
+            Value::Number(n) => n.as_f64().is_some_and(|f| is_duration(f, true)),
             Value::String(s) => s.starts_with("${") && s.ends_with('}'),
             _ => false,
         };
         if !ok {
             ctx.push(
                 &path.key(key),
-                format!("activity {key} pause must be a number of seconds (>= 0) or a pattern to a variable from the configuration or secrets"),
+                format!("activity {key} pause must be a number of seconds (0 to {MAX_SECONDS}) or a pattern to a variable from the configuration or secrets"),
             );
             return None;
         }
@@ -369,9 +369,12 @@ fn http(ctx: &mut Ctx, map: &Map<String, Value>, path: &Path) -> Option<Provider
 fn http_timeout(ctx: &mut Ctx, v: Option<&Value>, path: &Path) -> Option<Value> {
     let v = v?;
     let ok = match v {
-        Value::Number(n) => n.as_f64().is_some_and(|f| f > 0.0),
+        Value::Number(n) => n.as_f64().is_some_and(|f| is_duration(f, false)),
         Value::Array(pair) => {
-            pair.len() == 2 && pair.iter().all(|p| p.as_f64().is_some_and(|f| f > 0.0))
+            pair.len() == 2
+                && pair
+                    .iter()
+                    .all(|p| p.as_f64().is_some_and(|f| is_duration(f, false)))
         }
         Value::String(s) => s.starts_with("${") && s.ends_with('}'),
         _ => false,
@@ -532,12 +535,12 @@ fn string_field(
 
 fn number_field(ctx: &mut Ctx, map: &Map<String, Value>, key: &str, path: &Path) -> Option<f64> {
     let v = map.get(key)?;
-    match v.as_f64().filter(|f| *f > 0.0) {
+    match v.as_f64().filter(|f| is_duration(*f, false)) {
         Some(f) => Some(f),
         None => {
             ctx.push(
                 &path.key(key),
-                format!("{key} must be a positive number of seconds"),
+                format!("{key} must be a positive number of seconds (at most {MAX_SECONDS})"),
             );
             None
         }
@@ -559,6 +562,14 @@ fn bool_field(
             default
         }
     }
+}
+
+/// The longest pause or timeout accepted: a year, far beyond any sensible
+/// experiment and far below what a timer can represent.
+const MAX_SECONDS: f64 = 31_536_000.0;
+
+fn is_duration(f: f64, zero_ok: bool) -> bool {
+    f.is_finite() && f <= MAX_SECONDS && (f > 0.0 || (zero_ok && f == 0.0))
 }
 
 /// Flags keys outside `known`, naming the closest known key.

@@ -240,7 +240,7 @@ description: d
 runtime: {rollbacks: {strategy: sometimes}}
 squall: {limits: {max_targets: 2, max_percent: 150}}
 method:
-  - {type: action, name: a, provider: {type: process, path: echo}, pauses: {before: "soon"}, background: "yes"}
+  - {type: action, name: a, provider: {type: process, path: echo}, pauses: {before: "soon", after: 1e300}, background: "yes"}
 "#;
     let p = problems(text);
     assert!(

@@ -49,7 +49,7 @@ fn timeouts(t: Option<&Value>) -> Result<(Option<Duration>, Option<Duration>), A
     let secs = |v: &Value| {
         v.as_f64()
             .filter(|f| *f > 0.0)
-            .map(Duration::from_secs_f64)
+            .and_then(|f| Duration::try_from_secs_f64(f).ok())
             .ok_or_else(|| {
                 ActivityError::failed(format!(
                     "the HTTP timeout must be a positive number, not {v}"

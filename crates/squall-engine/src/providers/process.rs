@@ -41,9 +41,16 @@ pub async fn run(call: ProcessCall<'_>) -> ActivityResult {
     })?;
     let waited = child.wait_with_output();
     let output = match call.timeout {
-        Some(secs) => tokio::time::timeout(Duration::from_secs_f64(secs), waited)
-            .await
-            .map_err(|_| ActivityError::failed("process activity took too long to complete"))?,
+        Some(secs) => {
+            let limit = Duration::try_from_secs_f64(secs).map_err(|_| {
+                ActivityError::failed(format!(
+                    "the process timeout {secs} is not a usable number of seconds"
+                ))
+            })?;
+            tokio::time::timeout(limit, waited)
+                .await
+                .map_err(|_| ActivityError::failed("process activity took too long to complete"))?
+        }
         None => waited.await,
     }
     .map_err(|e| {

@@ -178,17 +178,22 @@ async fn call_process(sh: &Shared, provider: &Provider, value: Option<Value>) ->
         path,
         arguments,
         timeout,
-        env,
+        env: env_decl,
     } = provider
     else {
         return Err(ActivityError::Fatal("not a process provider".into()));
     };
     let lookup = sh.lookup();
     let args = substitute(arguments, &lookup);
-    let mut env = match substitute(&Value::Object(env.clone()), &lookup) {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    };
+    // `.env` var-file values first, so the activity's own `env` wins.
+    let mut env: Map<String, Value> = sh
+        .child_env
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    if let Value::Object(own) = substitute(&Value::Object(env_decl.clone()), &lookup) {
+        env.extend(own);
+    }
     if let Some(v) = value {
         env.insert(
             "SQUALL_TOLERANCE_VALUE".into(),
@@ -309,7 +314,13 @@ async fn pause(
     if activity_dry || sh.dry == Some(Dry::Pause) {
         return false;
     }
-    sleep_with_countdown(sh, Duration::from_secs_f64(secs), cancel).await
+    let Ok(total) = Duration::try_from_secs_f64(secs) else {
+        sh.log.error(&format!(
+            "The {which} pause {secs} is too long to sleep; not pausing"
+        ));
+        return false;
+    };
+    sleep_with_countdown(sh, total, cancel).await
 }
 
 /// Sleeps `total`, redrawing the remaining seconds once a second on a

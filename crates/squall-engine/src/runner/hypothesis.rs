@@ -79,7 +79,12 @@ async fn judge(sh: &Arc<Shared>, probe: &Activity, output: &Value) -> Option<boo
     let raw = probe.tolerance.as_ref()?;
     // String tolerances are substituted first and may change type
     // (`"${expected}"` with `expected: 3` becomes an integer tolerance).
-    let raw = substitute(raw, &sh.lookup());
+    let is_probe = raw.get("type").and_then(Value::as_str) == Some("probe");
+    let raw = if is_probe {
+        raw.clone()
+    } else {
+        substitute(raw, &sh.lookup())
+    };
     let tolerance = match Tolerance::parse(&raw) {
         Ok(t) => t,
         Err(msg) => {

@@ -33,6 +33,7 @@ fn opts(dir: &std::path::Path) -> RunOptions {
         hypothesis_frequency: 1.0,
         fail_fast: false,
         dry: None,
+        child_env: Vec::new(),
     }
 }
 

@@ -25,6 +25,13 @@ pub async fn recover(args: &RecoverArgs, log: &Logger) -> u8 {
             ));
             FAILED
         }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            log.error(&format!(
+                "no undo ledger at {} (squall run writes it next to the journal; check --ledger)",
+                args.ledger.display()
+            ));
+            FAILED
+        }
         Err(e) => {
             log.error(&format!(
                 "cannot use the ledger {}: {e}",

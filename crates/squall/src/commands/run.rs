@@ -81,7 +81,9 @@ fn prepare(
                 .into(),
         ]);
     };
-    if args.hypothesis_frequency <= 0.0 || args.hypothesis_frequency.is_nan() {
+    if args.hypothesis_frequency <= 0.0
+        || std::time::Duration::try_from_secs_f64(args.hypothesis_frequency).is_err()
+    {
         return Err(vec![
             "--hypothesis-frequency must be a positive number of seconds".into(),
         ]);
@@ -97,6 +99,7 @@ fn prepare(
         hypothesis_frequency: args.hypothesis_frequency,
         fail_fast: args.fail_fast,
         dry: args.dry.map(dry_of),
+        child_env: vars.env.overlay(),
     };
     Ok((validated, opts))
 }
@@ -176,14 +179,16 @@ fn dry_of(d: DryArg) -> Dry {
 /// remaining rollbacks. Third: exit at once (130), leaving the ledger.
 fn listen_for_signals(interrupts: Interrupts, log: Arc<Logger>, ledger: String) {
     use tokio::signal::unix::{SignalKind, signal};
+    // Registered before the run starts, so no signal slips through between
+    // start-up and the first activity.
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        log.error("cannot listen for signals; Ctrl-C will not roll back");
+        return;
+    };
     tokio::spawn(async move {
-        let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
-            log.error("cannot listen for signals; Ctrl-C will not roll back");
-            return;
-        };
         loop {
             let name = tokio::select! {
                 _ = int.recv() => "SIGINT",

@@ -1,0 +1,25 @@
+//! `squall-dataplane`: the node data-plane half of squall. It snapshots,
+//! flushes, restores and diffs kube-proxy's packet-filter rules on a node,
+//! parses iptables / nftables / IPVS dumps into one [`model::ServiceMap`],
+//! and finds stale rules by comparing that map with EndpointSlices. Every
+//! external program runs through a [`runner::CommandRunner`], so the same
+//! code drives a real node, a network namespace in the test lab, or a
+//! recording fake in unit tests.
+
+pub mod endpointslice;
+pub mod error;
+pub mod flush;
+pub mod hash;
+pub mod inspect;
+pub mod model;
+pub mod nftables;
+pub mod parse;
+pub mod restore;
+pub mod ruleset;
+pub mod runner;
+pub mod services;
+pub mod snapshot;
+pub mod stale;
+pub mod watchdog;
+
+pub use error::{DataplaneError, Result};

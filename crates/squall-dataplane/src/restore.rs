@@ -1,0 +1,250 @@
+//! Undo and verification: put a snapshot's tables back with
+//! `iptables-restore` and compare live rules with a snapshot. Restore
+//! replaces each saved table wholesale (no `--noflush`), which is what makes
+//! it idempotent: restoring twice leaves exactly the snapshot's rules.
+//! kube-proxy's nftables tables, when the snapshot holds them, are replaced
+//! the same way in one `nft -f -` transaction. "Recovered" means
+//! [`diff_live`] returns a clean diff.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::error::{DataplaneError, Result};
+use crate::flush::UndoRecord;
+use crate::nftables;
+use crate::ruleset::{RulesetDiff, diff_rulesets, parse_save};
+use crate::runner::{CommandRunner, CommandSpec, run_checked};
+use crate::snapshot::{IptablesConfig, Snapshot, detect_backend, dump_tables};
+
+/// What a restore did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RestoreReport {
+    /// iptables tables replaced from the snapshot.
+    pub tables: Vec<String>,
+    /// nftables kube-proxy tables replaced (`ip kube-proxy`, …).
+    pub nft_tables: Vec<String>,
+    /// When the snapshot had been taken.
+    pub snapshot_taken_at: String,
+}
+
+/// Replace the node's tables with the snapshot's.
+pub async fn restore_snapshot<R: CommandRunner + ?Sized>(
+    runner: &R,
+    cfg: &IptablesConfig,
+    snapshot: &Snapshot,
+) -> Result<RestoreReport> {
+    let (live, _) = detect_backend(runner, cfg).await?;
+    if live != snapshot.backend {
+        return Err(DataplaneError::BackendMismatch {
+            snapshot: snapshot.backend.to_string(),
+            live: live.to_string(),
+        });
+    }
+    let tables: Vec<String> = snapshot
+        .tables
+        .iter()
+        .filter(|(_, dump)| dump.lines().any(|l| l.starts_with('*')))
+        .map(|(name, _)| name.clone())
+        .collect();
+    let ruleset = snapshot.nft_ruleset.as_deref().unwrap_or_default();
+    let nft_script = nftables::restore_script(ruleset);
+    if tables.is_empty() && nft_script.is_none() {
+        return Err(DataplaneError::EmptySnapshot(snapshot.taken_at.clone()));
+    }
+    if !tables.is_empty() {
+        let wait = cfg.wait_secs.to_string();
+        let spec = CommandSpec::new(cfg.program("iptables-restore"), ["-w", wait.as_str()])
+            .with_stdin(snapshot.restore_payload());
+        run_checked(runner, &spec).await?;
+    }
+    let mut nft_tables = Vec::new();
+    if let Some(script) = nft_script {
+        run_checked(
+            runner,
+            &CommandSpec::new("nft", ["-f", "-"]).with_stdin(script),
+        )
+        .await?;
+        nft_tables = nftables::kube_proxy_tables(ruleset)
+            .into_iter()
+            .map(|(family, _)| format!("{family} {}", nftables::TABLE))
+            .collect();
+    }
+    tracing::info!(?tables, ?nft_tables, taken_at = %snapshot.taken_at, "restored snapshot");
+    Ok(RestoreReport {
+        tables,
+        nft_tables,
+        snapshot_taken_at: snapshot.taken_at.clone(),
+    })
+}
+
+/// Load the snapshot named by an undo record and restore it — what
+/// `squall recover` does for a ledger entry left by a killed run.
+pub async fn restore_from_undo<R: CommandRunner + ?Sized>(
+    runner: &R,
+    cfg: &IptablesConfig,
+    undo: &UndoRecord,
+) -> Result<RestoreReport> {
+    restore_from_file(runner, cfg, &undo.snapshot_path).await
+}
+
+/// Load a snapshot file and restore it.
+pub async fn restore_from_file<R: CommandRunner + ?Sized>(
+    runner: &R,
+    cfg: &IptablesConfig,
+    path: &Path,
+) -> Result<RestoreReport> {
+    let snapshot = Snapshot::load(path).await?;
+    restore_snapshot(runner, cfg, &snapshot).await
+}
+
+/// Compare the live rules of the snapshot's tables with the snapshot —
+/// iptables tables, plus kube-proxy's nftables tables when it has them.
+pub async fn diff_live<R: CommandRunner + ?Sized>(
+    runner: &R,
+    cfg: &IptablesConfig,
+    snapshot: &Snapshot,
+) -> Result<RulesetDiff> {
+    let cfg = IptablesConfig {
+        tables: snapshot.tables.keys().cloned().collect(),
+        ..cfg.clone()
+    };
+    let live = dump_tables(runner, &cfg).await?;
+    let mut diff = diff_snapshot_tables(snapshot, &live);
+    let reference = snapshot.nft_ruleset.as_deref().unwrap_or_default();
+    if !nftables::kube_proxy_tables(reference).is_empty() {
+        let out = run_checked(runner, &CommandSpec::new("nft", ["list", "ruleset"])).await?;
+        let nft = diff_rulesets(
+            &nftables::normalised_tables(reference),
+            &nftables::normalised_tables(&out.stdout),
+        );
+        diff.tables.extend(nft.tables);
+    }
+    Ok(diff)
+}
+
+/// The pure part of [`diff_live`]: snapshot against already-dumped tables.
+pub fn diff_snapshot_tables(
+    snapshot: &Snapshot,
+    live: &std::collections::BTreeMap<String, String>,
+) -> RulesetDiff {
+    let reference = parse_save(&snapshot.restore_payload());
+    let live_text: String = live.values().map(|d| format!("{d}\n")).collect();
+    diff_rulesets(&reference, &parse_save(&live_text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::FakeRunner;
+    use crate::snapshot::{Backend, take_snapshot};
+
+    const NAT: &str = "*nat\n:PREROUTING ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\n\
+-A PREROUTING -j KUBE-SERVICES\nCOMMIT\n";
+
+    fn cfg() -> IptablesConfig {
+        IptablesConfig {
+            tables: vec!["nat".into()],
+            lock_path: None,
+            with_nft: false,
+            ..IptablesConfig::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn restore_feeds_the_saved_tables_to_iptables_restore() {
+        let f = FakeRunner::new();
+        f.on_ok(&["iptables", "--version"], "iptables v1.8.9 (nf_tables)")
+            .on_ok(&["iptables-save", "-t", "nat"], NAT);
+        let snap = take_snapshot(&f, &cfg()).await.expect("snap");
+        let report = restore_snapshot(&f, &cfg(), &snap).await.expect("restore");
+        assert_eq!(report.tables, ["nat"]);
+        let call = f
+            .calls()
+            .into_iter()
+            .find(|c| c.program == "iptables-restore")
+            .expect("ran");
+        assert_eq!(
+            call.args,
+            ["-w", "5"],
+            "no --noflush: tables are replaced whole"
+        );
+        assert_eq!(call.stdin.as_deref(), Some(NAT));
+    }
+
+    #[tokio::test]
+    async fn restore_refuses_other_backend_and_empty_snapshot() {
+        let f = FakeRunner::new();
+        f.on_ok(&["iptables", "--version"], "iptables v1.8.7 (legacy)");
+        let mut snap = Snapshot {
+            format: 1,
+            taken_at: "t".into(),
+            taken_at_unix_ms: 0,
+            backend: Backend::Nft,
+            iptables_version: String::new(),
+            tables: [("nat".to_owned(), NAT.to_owned())].into(),
+            nft_ruleset: None,
+        };
+        let err = restore_snapshot(&f, &cfg(), &snap)
+            .await
+            .expect_err("mismatch");
+        assert!(matches!(err, DataplaneError::BackendMismatch { .. }));
+        snap.backend = Backend::Legacy;
+        snap.tables.clear();
+        let err = restore_snapshot(&f, &cfg(), &snap)
+            .await
+            .expect_err("empty");
+        assert!(matches!(err, DataplaneError::EmptySnapshot(_)));
+        assert!(f.calls().iter().all(|c| c.program != "iptables-restore"));
+    }
+
+    #[tokio::test]
+    async fn restore_replaces_kube_proxy_nft_tables_atomically() {
+        let f = FakeRunner::new();
+        f.on_ok(&["iptables", "--version"], "iptables v1.8.9 (nf_tables)")
+            .on_ok(&["iptables-save", "-t", "nat"], NAT)
+            .on_ok(
+                &["nft", "list", "ruleset"],
+                "table ip kube-proxy {\n\tchain services {\n\t}\n}\n",
+            );
+        let with_nft = IptablesConfig {
+            with_nft: true,
+            ..cfg()
+        };
+        let snap = take_snapshot(&f, &with_nft).await.expect("snap");
+        let report = restore_snapshot(&f, &with_nft, &snap)
+            .await
+            .expect("restore");
+        assert_eq!(report.nft_tables, ["ip kube-proxy"]);
+        let call = f
+            .calls()
+            .into_iter()
+            .find(|c| c.argv() == ["nft", "-f", "-"])
+            .expect("nft ran");
+        let script = call.stdin.expect("script");
+        assert!(script.starts_with("table ip kube-proxy\ndelete table ip kube-proxy\n"));
+        assert!(
+            diff_live(&f, &with_nft, &snap)
+                .await
+                .expect("diff")
+                .is_clean()
+        );
+    }
+
+    #[tokio::test]
+    async fn diff_live_is_clean_on_same_rules_and_dirty_after_flush() {
+        let f = FakeRunner::new();
+        f.on_ok(&["iptables", "--version"], "iptables v1.8.9 (nf_tables)")
+            .on_ok(&["iptables-save", "-t", "nat"], NAT);
+        let snap = take_snapshot(&f, &cfg()).await.expect("snap");
+        assert!(diff_live(&f, &cfg(), &snap).await.expect("diff").is_clean());
+        let flushed = [(
+            "nat".to_owned(),
+            "*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n".to_owned(),
+        )]
+        .into();
+        let d = diff_snapshot_tables(&snap, &flushed);
+        assert_eq!(d.tables[0].removed_chains, ["KUBE-SERVICES"]);
+        assert_eq!(d.tables[0].chains[0].removed, ["-j KUBE-SERVICES"]);
+    }
+}

@@ -1,0 +1,518 @@
+//! Snapshots of a node's packet-filter rules: the undo material for every
+//! flush. A snapshot holds the detected iptables backend, the raw
+//! `iptables-save` dump of each table and, where `nft` exists, the raw
+//! `nft list ruleset`, plus the time it was taken. It is written to disk as
+//! JSON atomically (temp file, fsync, rename) so a crash never leaves a
+//! half-written undo file behind.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+
+use crate::error::{DataplaneError, Result};
+use crate::runner::{CommandRunner, CommandSpec, run_checked};
+
+/// Version of the snapshot file layout.
+pub const SNAPSHOT_FORMAT: u32 = 1;
+
+/// The iptables kernel backend. Rules written through one are invisible to
+/// the other, so we must read and write through the one kube-proxy uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Backend {
+    /// The classic x_tables backend (`iptables-legacy`).
+    #[serde(rename = "legacy")]
+    Legacy,
+    /// iptables 1.8+ on nf_tables (`iptables-nft`).
+    #[serde(rename = "nf_tables")]
+    Nft,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Legacy => "legacy",
+            Self::Nft => "nf_tables",
+        })
+    }
+}
+
+/// Read the backend from `iptables --version` output, e.g.
+/// `iptables v1.8.9 (nf_tables)`. Releases before 1.8 print no backend and
+/// only have the legacy one.
+pub fn parse_backend(version_output: &str) -> Option<Backend> {
+    let line = version_output.lines().find(|l| l.contains("iptables"))?;
+    if line.contains("(nf_tables)") {
+        Some(Backend::Nft)
+    } else if line.contains("(legacy)") || !line.contains('(') {
+        Some(Backend::Legacy)
+    } else {
+        None
+    }
+}
+
+/// How the iptables tools are invoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IptablesConfig {
+    /// Seconds `iptables`/`iptables-restore` wait for the xtables lock
+    /// (`-w`), exactly like kube-proxy does, instead of failing when it runs.
+    pub wait_secs: u32,
+    /// Tables to dump and restore.
+    pub tables: Vec<String>,
+    /// The xtables lock file, held while dumping so every table is read
+    /// from one consistent moment. `None` skips it (e.g. in a container
+    /// that does not mount the host's lock).
+    pub lock_path: Option<PathBuf>,
+    /// Also record `nft list ruleset` when `nft` is installed.
+    pub with_nft: bool,
+    /// Force a backend by using its explicit binaries (`iptables-nft-save`,
+    /// `iptables-legacy-restore`, …). `None` uses plain `iptables*`, i.e.
+    /// whatever the image's alternatives point to. Set it from
+    /// [`detect_kube_backend`] when the agent's default may differ from
+    /// kube-proxy's.
+    pub backend: Option<Backend>,
+}
+
+impl IptablesConfig {
+    /// The binary to run for `tool` (`iptables`, `iptables-save`,
+    /// `iptables-restore`) under the configured backend.
+    pub fn program(&self, tool: &str) -> String {
+        match self.backend {
+            None => tool.to_owned(),
+            Some(Backend::Legacy) => tool.replacen("iptables", "iptables-legacy", 1),
+            Some(Backend::Nft) => tool.replacen("iptables", "iptables-nft", 1),
+        }
+    }
+}
+
+impl Default for IptablesConfig {
+    fn default() -> Self {
+        Self {
+            wait_secs: 5,
+            tables: ["nat", "filter", "mangle"].map(String::from).to_vec(),
+            lock_path: Some(PathBuf::from("/run/xtables.lock")),
+            with_nft: true,
+            backend: None,
+        }
+    }
+}
+
+/// A saved copy of the node's rules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Layout version, [`SNAPSHOT_FORMAT`].
+    pub format: u32,
+    /// When it was taken, RFC 3339 UTC.
+    pub taken_at: String,
+    /// The same instant in milliseconds since the Unix epoch.
+    pub taken_at_unix_ms: u64,
+    /// Backend the dumps were read through.
+    pub backend: Backend,
+    /// First line of `iptables --version`.
+    pub iptables_version: String,
+    /// Table name → raw `iptables-save -t TABLE` output.
+    pub tables: BTreeMap<String, String>,
+    /// Raw `nft list ruleset`, when nft is installed and readable.
+    pub nft_ruleset: Option<String>,
+}
+
+impl Snapshot {
+    /// All table dumps concatenated: valid `iptables-restore` input that
+    /// replaces exactly those tables.
+    pub fn restore_payload(&self) -> String {
+        let mut out = String::new();
+        for dump in self.tables.values() {
+            out.push_str(dump);
+            if !dump.ends_with('\n') {
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// Write as JSON to `path` atomically and durably.
+    pub async fn save(&self, path: &Path) -> Result<()> {
+        let json = serde_json::to_vec_pretty(self).map_err(|source| DataplaneError::Json {
+            what: "snapshot",
+            source,
+        })?;
+        write_atomic(path, &json).await
+    }
+
+    /// Read a snapshot written by [`Snapshot::save`].
+    pub async fn load(path: &Path) -> Result<Self> {
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|source| io_err("read snapshot", path, source))?;
+        let snapshot: Self =
+            serde_json::from_slice(&bytes).map_err(|source| DataplaneError::Json {
+                what: "snapshot",
+                source,
+            })?;
+        if snapshot.format > SNAPSHOT_FORMAT {
+            return Err(DataplaneError::UnsupportedFormat {
+                found: snapshot.format,
+                supported: SNAPSHOT_FORMAT,
+            });
+        }
+        Ok(snapshot)
+    }
+}
+
+pub(crate) fn io_err(action: &'static str, path: &Path, source: std::io::Error) -> DataplaneError {
+    DataplaneError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Write `bytes` to `path` via a temp file in the same directory, fsync it
+/// and rename over the target, so readers see the old or the new file whole.
+pub(crate) async fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let mut file = tokio::fs::File::create(&tmp)
+        .await
+        .map_err(|e| io_err("create", &tmp, e))?;
+    file.write_all(bytes)
+        .await
+        .map_err(|e| io_err("write", &tmp, e))?;
+    file.sync_all().await.map_err(|e| io_err("sync", &tmp, e))?;
+    drop(file);
+    tokio::fs::rename(&tmp, path)
+        .await
+        .map_err(|e| io_err("rename into place", path, e))
+}
+
+/// Detect the backend with `iptables --version` (of the configured binary).
+pub async fn detect_backend<R: CommandRunner + ?Sized>(
+    runner: &R,
+    cfg: &IptablesConfig,
+) -> Result<(Backend, String)> {
+    let out = run_checked(
+        runner,
+        &CommandSpec::new(cfg.program("iptables"), ["--version"]),
+    )
+    .await?;
+    let first = out
+        .stdout
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let backend = parse_backend(&out.stdout).ok_or_else(|| DataplaneError::UnexpectedOutput {
+        program: "iptables --version".into(),
+        detail: format!("no backend in {first:?}"),
+    })?;
+    Ok((backend, first))
+}
+
+/// Dump every configured table (under the xtables lock when configured).
+pub async fn dump_tables<R: CommandRunner + ?Sized>(
+    runner: &R,
+    cfg: &IptablesConfig,
+) -> Result<BTreeMap<String, String>> {
+    let _guard = match &cfg.lock_path {
+        Some(path) => Some(XtablesLock::acquire(path, cfg.wait_secs).await?),
+        None => None,
+    };
+    let mut tables = BTreeMap::new();
+    for table in &cfg.tables {
+        let spec = CommandSpec::new(cfg.program("iptables-save"), ["-t", table.as_str()]);
+        let out = run_checked(runner, &spec).await?;
+        tables.insert(table.clone(), out.stdout);
+    }
+    Ok(tables)
+}
+
+/// Which backend holds kube-proxy's rules, the way kubernetes-sigs'
+/// iptables-wrapper decides: the kubelet's hint chains
+/// (`KUBE-IPTABLES-HINT`, `KUBE-KUBELET-CANARY`) win; otherwise the backend
+/// with more `KUBE-` lines. `None` when neither has any (or neither tool
+/// exists).
+pub async fn detect_kube_backend<R: CommandRunner + ?Sized>(runner: &R) -> Option<Backend> {
+    let mut scores = Vec::new();
+    for (backend, program) in [
+        (Backend::Nft, "iptables-nft-save"),
+        (Backend::Legacy, "iptables-legacy-save"),
+    ] {
+        let dump = match runner
+            .run(&CommandSpec::new(program, Vec::<String>::new()))
+            .await
+        {
+            Ok(out) if out.success() => out.stdout,
+            _ => continue,
+        };
+        let hint = dump.contains(":KUBE-IPTABLES-HINT") || dump.contains(":KUBE-KUBELET-CANARY");
+        let kube_lines = dump
+            .lines()
+            .filter(|l| l.starts_with(":KUBE-") || l.starts_with("-A KUBE-"))
+            .count();
+        scores.push((hint, kube_lines, backend));
+    }
+    scores
+        .into_iter()
+        .filter(|(hint, lines, _)| *hint || *lines > 0)
+        .max_by_key(|(hint, lines, _)| (*hint, *lines))
+        .map(|(_, _, backend)| backend)
+}
+
+/// `nft list ruleset`, or `None` when nft is missing or refuses.
+async fn dump_nft<R: CommandRunner + ?Sized>(runner: &R) -> Option<String> {
+    match runner
+        .run(&CommandSpec::new("nft", ["list", "ruleset"]))
+        .await
+    {
+        Ok(out) if out.success() => Some(out.stdout),
+        Ok(out) => {
+            tracing::warn!(stderr = %out.stderr.trim(), "nft list ruleset failed; not recorded");
+            None
+        }
+        Err(err) => {
+            tracing::info!(%err, "nft not available; not recorded");
+            None
+        }
+    }
+}
+
+/// Take a snapshot through `runner`.
+pub async fn take_snapshot<R: CommandRunner + ?Sized>(
+    runner: &R,
+    cfg: &IptablesConfig,
+) -> Result<Snapshot> {
+    let (backend, iptables_version) = detect_backend(runner, cfg).await?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    let tables = dump_tables(runner, cfg).await?;
+    let nft_ruleset = if cfg.with_nft {
+        dump_nft(runner).await
+    } else {
+        None
+    };
+    Ok(Snapshot {
+        format: SNAPSHOT_FORMAT,
+        taken_at: rfc3339(now.as_secs()),
+        taken_at_unix_ms: u64::try_from(now.as_millis()).unwrap_or(u64::MAX),
+        backend,
+        iptables_version,
+        tables,
+        nft_ruleset,
+    })
+}
+
+/// An exclusive `flock` on the xtables lock file — the same lock
+/// `iptables -w` and kube-proxy take — released on drop. `iptables-save`
+/// does not lock by itself, so we hold it around our dumps.
+#[derive(Debug)]
+pub struct XtablesLock {
+    file: std::fs::File,
+}
+
+impl XtablesLock {
+    /// Acquire the lock, polling for at most `wait_secs` seconds.
+    pub async fn acquire(path: &Path, wait_secs: u32) -> Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|e| io_err("open xtables lock", path, e))?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(u64::from(wait_secs));
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Self { file }),
+                Err(std::fs::TryLockError::WouldBlock)
+                    if tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(io_err(
+                        "timed out waiting for xtables lock",
+                        path,
+                        std::io::Error::from(std::io::ErrorKind::TimedOut),
+                    ));
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(io_err("lock xtables lock", path, e));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for XtablesLock {
+    fn drop(&mut self) {
+        // Closing the descriptor releases the flock as well; unlock
+        // explicitly so the release does not depend on drop order.
+        let _ = self.file.unlock();
+    }
+}
+
+/// Format Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (proleptic Gregorian, UTC).
+pub fn rfc3339(unix_secs: u64) -> String {
+    let days = i64::try_from(unix_secs / 86_400).unwrap_or(0);
+    let rem = unix_secs % 86_400;
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::{FakeReply, FakeRunner};
+
+    #[test]
+    fn backend_is_read_from_version_line() {
+        assert_eq!(
+            parse_backend("iptables v1.8.9 (nf_tables)\n"),
+            Some(Backend::Nft)
+        );
+        assert_eq!(
+            parse_backend("iptables v1.8.7 (legacy)"),
+            Some(Backend::Legacy)
+        );
+        assert_eq!(parse_backend("iptables v1.6.1"), Some(Backend::Legacy));
+        assert_eq!(parse_backend("iptables v1.9 (weird)"), None);
+        assert_eq!(parse_backend(""), None);
+    }
+
+    #[test]
+    fn rfc3339_matches_known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_430_063), "2026-11-23T10:34:23Z");
+    }
+
+    fn scripted() -> FakeRunner {
+        let fake = FakeRunner::new();
+        fake.on_ok(&["iptables", "--version"], "iptables v1.8.9 (nf_tables)\n")
+            .on_ok(
+                &["iptables-save", "-t", "nat"],
+                "*nat\n:KUBE-SERVICES - [0:0]\nCOMMIT\n",
+            )
+            .on_ok(&["iptables-save", "-t", "filter"], "*filter\nCOMMIT\n")
+            .on(&["nft"], FakeReply::NotFound);
+        fake
+    }
+
+    #[tokio::test]
+    async fn snapshot_records_backend_tables_and_survives_disk() {
+        let fake = scripted();
+        let cfg = IptablesConfig {
+            tables: vec!["nat".into(), "filter".into()],
+            lock_path: None,
+            ..IptablesConfig::default()
+        };
+        let snap = take_snapshot(&fake, &cfg).await.expect("snapshot");
+        assert_eq!(snap.backend, Backend::Nft);
+        assert_eq!(snap.tables.len(), 2);
+        assert!(snap.nft_ruleset.is_none(), "nft missing is not an error");
+        assert!(snap.restore_payload().contains(":KUBE-SERVICES"));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("snap.json");
+        snap.save(&path).await.expect("save");
+        assert_eq!(Snapshot::load(&path).await.expect("load"), snap);
+        let newer = Snapshot {
+            format: SNAPSHOT_FORMAT + 1,
+            ..snap
+        };
+        newer.save(&path).await.expect("save");
+        let err = Snapshot::load(&path).await.expect_err("future format");
+        assert!(matches!(err, DataplaneError::UnsupportedFormat { .. }));
+        tokio::fs::write(&path, b"{\"format\": 1}")
+            .await
+            .expect("write");
+        assert!(matches!(
+            Snapshot::load(&path).await,
+            Err(DataplaneError::Json { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn snapshot_fails_when_a_dump_fails() {
+        let fake = FakeRunner::new();
+        fake.on_ok(&["iptables", "--version"], "iptables v1.8.7 (legacy)")
+            .on(
+                &["iptables-save"],
+                FakeReply::Output(crate::runner::CommandOutput::failed(1, "Permission denied")),
+            );
+        let cfg = IptablesConfig {
+            lock_path: None,
+            ..IptablesConfig::default()
+        };
+        let err = take_snapshot(&fake, &cfg).await.expect_err("must fail");
+        assert!(err.to_string().contains("Permission denied"));
+    }
+
+    #[test]
+    fn explicit_backend_selects_its_binaries() {
+        let mut cfg = IptablesConfig::default();
+        assert_eq!(cfg.program("iptables-save"), "iptables-save");
+        cfg.backend = Some(Backend::Legacy);
+        assert_eq!(cfg.program("iptables-restore"), "iptables-legacy-restore");
+        cfg.backend = Some(Backend::Nft);
+        assert_eq!(cfg.program("iptables"), "iptables-nft");
+    }
+
+    #[tokio::test]
+    async fn kube_backend_follows_hint_then_rule_count() {
+        let f = FakeRunner::new();
+        f.on_ok(
+            &["iptables-nft-save"],
+            "*nat\n:KUBE-SERVICES - [0:0]\n-A KUBE-SERVICES -j X\nCOMMIT\n",
+        )
+        .on_ok(
+            &["iptables-legacy-save"],
+            "*mangle\n:KUBE-IPTABLES-HINT - [0:0]\nCOMMIT\n",
+        );
+        assert_eq!(
+            detect_kube_backend(&f).await,
+            Some(Backend::Legacy),
+            "hint wins"
+        );
+        let f = FakeRunner::new();
+        f.on_ok(&["iptables-nft-save"], ":KUBE-A - [0:0]\n:KUBE-B - [0:0]\n")
+            .on_ok(&["iptables-legacy-save"], ":KUBE-A - [0:0]\n");
+        assert_eq!(
+            detect_kube_backend(&f).await,
+            Some(Backend::Nft),
+            "more rules win"
+        );
+        let f = FakeRunner::new();
+        f.on(&["iptables-nft-save"], FakeReply::NotFound)
+            .on_ok(&["iptables-legacy-save"], "*nat\nCOMMIT\n");
+        assert_eq!(detect_kube_backend(&f).await, None);
+    }
+
+    #[tokio::test]
+    async fn xtables_lock_excludes_a_second_holder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("xtables.lock");
+        let first = XtablesLock::acquire(&path, 1).await.expect("first");
+        let second = XtablesLock::acquire(&path, 0).await;
+        assert!(second.is_err(), "lock must be exclusive");
+        drop(first);
+        XtablesLock::acquire(&path, 1).await.expect("free again");
+    }
+}

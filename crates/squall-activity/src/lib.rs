@@ -11,6 +11,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -97,6 +98,33 @@ pub trait RunLog: Send + Sync {
     fn warning(&self, msg: &str);
 }
 
+/// What the run tells long-running activities (such as a background
+/// availability monitor) about its progress.
+#[derive(Debug, Default)]
+pub struct RunEvents {
+    method_ended: AtomicBool,
+    /// Unix milliseconds when the last method action ended (0: none yet).
+    last_action_end_ms: AtomicU64,
+}
+
+impl RunEvents {
+    /// Whether the method (and so the window a background probe watches)
+    /// is over.
+    pub fn method_ended(&self) -> bool {
+        self.method_ended.load(Ordering::SeqCst)
+    }
+    pub fn end_method(&self) {
+        self.method_ended.store(true, Ordering::SeqCst);
+    }
+    /// When the last action of the method ended, in Unix milliseconds.
+    pub fn last_action_end_ms(&self) -> Option<u64> {
+        Some(self.last_action_end_ms.load(Ordering::SeqCst)).filter(|ms| *ms > 0)
+    }
+    pub fn action_ended(&self, unix_ms: u64) {
+        self.last_action_end_ms.store(unix_ms, Ordering::SeqCst);
+    }
+}
+
 /// The context one activity runs in.
 pub struct ActivityCtx {
     pub configuration: Map<String, Value>,
@@ -106,6 +134,7 @@ pub struct ActivityCtx {
     pub run_id: String,
     pub log: Arc<dyn RunLog>,
     pub limits: Limits,
+    pub events: Arc<RunEvents>,
 }
 
 impl ActivityCtx {
@@ -174,6 +203,7 @@ mod tests {
             run_id: "r".into(),
             log: Arc::new(Quiet),
             limits: Limits::default(),
+            events: Arc::default(),
         };
         let undo = Undo {
             kind: "k".into(),

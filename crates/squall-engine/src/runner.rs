@@ -182,6 +182,7 @@ pub(crate) struct Shared {
     pub limits: Limits,
     pub dry: Option<Dry>,
     pub child_env: Vec<(String, String)>,
+    pub events: Arc<squall_activity::RunEvents>,
 }
 
 /// The mutable state of a run in progress.
@@ -212,6 +213,7 @@ pub async fn run(
         limits: v.experiment.limits,
         dry: opts.dry,
         child_env: opts.child_env.clone(),
+        events: Arc::default(),
     });
     let exp = v.experiment;
     let title = py_str(&substitute_str(&exp.title, &sh.lookup()));
@@ -419,6 +421,9 @@ async fn play(
             Ended::Succeeded | Ended::Failed => {}
         }
     }
+    // Foreground work is over: background monitors watching "until the
+    // method ends" may now finish, and only then are they awaited.
+    sh.events.end_method();
     for (idx, task) in background {
         match task.await {
             Ok(ex) => {

@@ -176,6 +176,7 @@ mod tests {
             run_id: "r".into(),
             log: Arc::new(Logger::capture()),
             limits: Default::default(),
+            events: Default::default(),
         })
     }
 

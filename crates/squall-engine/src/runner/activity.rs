@@ -86,6 +86,9 @@ pub(crate) async fn execute(
     let duration = clock.elapsed().as_secs_f64();
     let mut rec = record(a, Value::Null, start, now_stamp(), duration);
     let ended = settle(sh, a, &mut rec, result);
+    if a.kind == Kind::Action {
+        sh.events.action_ended(unix_ms());
+    }
     if ended != Ended::Interrupted && pause(sh, "after", a.pauses.after.as_ref(), cancel, dry).await
     {
         return Executed {
@@ -94,6 +97,13 @@ pub(crate) async fn execute(
         };
     }
     Executed { record: rec, ended }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 fn record(a: &Activity, output: Value, start: String, end: String, duration: f64) -> Record {
@@ -270,6 +280,7 @@ async fn call_native(
         run_id: sh.run_id.clone(),
         log: sh.log.clone(),
         limits: sh.limits,
+        events: sh.events.clone(),
     });
     (reg.run)(ctx, args).await
 }

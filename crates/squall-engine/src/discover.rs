@@ -106,11 +106,11 @@ mod tests {
 
     #[test]
     fn upstream_layout() {
-        let specs = select(&["squall".into()]).unwrap();
+        let specs = select(&["squall.testing".into()]).unwrap();
         let doc = document(&specs, "id", "date", "squall");
         let first = &doc["activities"][0];
         assert_eq!(first["mod"], "squall.testing.actions");
-        assert_eq!(first["name"], "restore_file");
+        assert_eq!(first["name"], "restore_file", "sorted by module, then function");
         let write = &doc["activities"][1];
         let keys: Vec<_> = write["arguments"][1]
             .as_object()

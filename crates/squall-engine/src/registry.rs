@@ -9,17 +9,23 @@
 use serde_json::{Map, Value};
 use squall_core::catalog::{ActivitySpec, Catalog};
 
-use crate::providers::testing;
+use crate::providers::{dataplane, testing};
 
 pub use squall_activity::{
     ActivityError, ActivityResult, BoxFuture, Registered, RunFn, UndoFn, UndoSpec,
 };
 
 /// Every native activity squall has.
-pub static ACTIVITIES: &[Registered] = &[testing::WRITE_FILE, testing::RESTORE_FILE];
+pub static ACTIVITIES: &[Registered] = &[
+    testing::WRITE_FILE,
+    testing::RESTORE_FILE,
+    dataplane::FLUSH_RULES,
+    dataplane::RESTORE_RULES,
+    dataplane::STALE_RULES,
+];
 
 /// Every undo function squall has.
-pub static UNDOS: &[UndoSpec] = &[testing::UNDO_RESTORE_FILE];
+pub static UNDOS: &[UndoSpec] = &[testing::UNDO_RESTORE_FILE, dataplane::UNDO_RESTORE_RULES];
 
 /// The registry as a [`Catalog`] for validation and discovery.
 pub struct Registry;

@@ -52,6 +52,104 @@ pub enum Command {
     /// applies each pending undo newest first and marks it done. Running it
     /// again changes nothing.
     Recover(RecoverArgs),
+    /// Node-side commands, run on a node in its host network namespace
+    /// (or in a helper pod pinned to it).
+    #[command(subcommand)]
+    Agent(AgentCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// kube-proxy's rules: snapshot, flush, restore, diff, inspect, stale.
+    ///
+    /// Every command takes the xtables lock kube-proxy uses, so it never
+    /// races a kube-proxy sync.
+    Dataplane(DataplaneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DataplaneArgs {
+    /// Work inside this network namespace (`ip netns exec NAME`) instead of
+    /// the current one.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub netns: Option<String>,
+    #[command(subcommand)]
+    pub command: DataplaneCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataplaneCommand {
+    /// Save the nat, filter and mangle tables (and kube-proxy's nftables
+    /// tables where nft exists) to a file.
+    Snapshot {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Flush rules, after saving a snapshot and recording the undo in the
+    /// ledger. With --ttl, stay and restore at the deadline (or at once on
+    /// Ctrl-C/SIGTERM); without it, `restore` or `squall recover` undo it.
+    Flush(FlushArgs),
+    /// Restore the rules from a snapshot, then check they equal it.
+    Restore {
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+    },
+    /// Compare the live rules with a snapshot: exit 0 when equal, else 1
+    /// and the differences as JSON.
+    Diff {
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+    },
+    /// Each Service port and its endpoints with their weights or
+    /// probabilities, as JSON, from the live rules or a saved dump.
+    Inspect {
+        /// Parse this saved dump instead of the live rules.
+        #[arg(long, value_name = "FILE", requires = "mode")]
+        dump: Option<PathBuf>,
+        /// The dump's format: iptables, nftables or ipvs.
+        #[arg(long)]
+        mode: Option<String>,
+    },
+    /// Compare the live rules with EndpointSlices: exit 0 when nothing is
+    /// stale, else 1 and the findings as JSON.
+    Stale {
+        /// `kubectl get endpointslices -A -o json` output.
+        #[arg(long, value_name = "FILE")]
+        endpoints: PathBuf,
+        /// `kubectl get services -A -o json` output (names IPVS entries).
+        #[arg(long, value_name = "FILE")]
+        services: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["table", "kube_chains", "canary", "nft_services"])))]
+pub struct FlushArgs {
+    /// Flush a whole table, as `iptables -t TABLE -F` (only `nat`).
+    #[arg(long, value_parser = ["nat"])]
+    pub table: Option<String>,
+    /// Remove only kube-proxy's chains and the jumps to them.
+    #[arg(long)]
+    pub kube_chains: bool,
+    /// Delete the KUBE-PROXY-CANARY chains so kube-proxy does a full resync.
+    #[arg(long)]
+    pub canary: bool,
+    /// Empty kube-proxy's nftables services chain.
+    #[arg(long)]
+    pub nft_services: bool,
+    /// Where to save the snapshot [default: ./dataplane-<time>.snapshot.json].
+    #[arg(long, value_name = "FILE")]
+    pub snapshot: Option<PathBuf>,
+    /// The undo ledger to record in.
+    #[arg(long, value_name = "PATH", default_value = "dataplane.ledger.jsonl")]
+    pub ledger: PathBuf,
+    /// Restore by itself after this many seconds, even if nothing else is
+    /// left alive to ask for it.
+    #[arg(long, value_name = "SECS")]
+    pub ttl: Option<u64>,
+    /// Take the snapshot and print the commands, change nothing.
+    #[arg(long)]
+    pub dry: bool,
 }
 
 /// Where experiment variables come from.

@@ -1,5 +1,6 @@
 //! One module per subcommand; each returns the process exit code.
 
+pub mod agent;
 pub mod discover;
 pub mod recover;
 pub mod run;

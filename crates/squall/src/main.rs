@@ -52,5 +52,6 @@ async fn dispatch(cli: &Cli, log: Arc<Logger>) -> u8 {
         Command::Validate(args) => commands::validate::validate(args, &log),
         Command::Discover(args) => commands::discover::discover(args, &log),
         Command::Recover(args) => commands::recover::recover(args, &log).await,
+        Command::Agent(cmd) => commands::agent::agent(cmd, &log).await,
     }
 }

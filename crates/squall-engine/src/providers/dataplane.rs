@@ -1,0 +1,256 @@
+//! `squall.dataplane.*`: kube-proxy rule faults on the node squall runs on
+//! (or inside a named network namespace, which is how the test lab plays a
+//! node). Flushing snapshots the rules and records the undo in the ledger
+//! before touching anything; restoring is verified by a diff against the
+//! snapshot, so "recovered" means the live rules equal what was there.
+//!
+//! The cluster form (a helper pod per node) builds on the same functions
+//! and arrives with the Kubernetes provider.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use squall_activity::{
+    ActivityCtx, ActivityError, ActivityResult, BoxFuture, Registered, Undo, UndoSpec,
+};
+use squall_core::catalog::{ActivitySpec, ArgSpec, ArgType, Kind};
+use squall_dataplane::flush::{FlushMode, UndoRecord, apply_flush, prepare_flush};
+use squall_dataplane::inspect::{inspect_node, stale_from_json};
+use squall_dataplane::restore::{diff_live, restore_from_undo};
+use squall_dataplane::runner::{CommandRunner, PrefixRunner, TokioRunner};
+use squall_dataplane::snapshot::{IptablesConfig, Snapshot, detect_kube_backend};
+
+const UNDO_KIND: &str = "squall.dataplane.restore_rules";
+
+const NETNS: ArgSpec = ArgSpec {
+    name: "netns",
+    ty: ArgType::String,
+    default: Some("null"),
+    doc: "Run inside this network namespace (`ip netns exec`) instead of the current one.",
+};
+
+pub const FLUSH_RULES: Registered = Registered {
+    spec: ActivitySpec {
+        module: "squall.dataplane.actions",
+        func: "flush_rules",
+        kind: Kind::Action,
+        doc: "Flush kube-proxy's rules on this node: `nat` (the whole nat table, as `iptables -t nat -F`), \
+              `kube-chains` (only kube-proxy's chains and the jumps to them), `canary` (delete the \
+              KUBE-PROXY-CANARY chains so kube-proxy resyncs) or `nft-services` (empty the nftables \
+              services chain). The rules are snapshotted and the undo recorded first.",
+        args: &[
+            ArgSpec {
+                name: "mode",
+                ty: ArgType::String,
+                default: Some("\"nat\""),
+                doc: "nat, kube-chains, canary or nft-services.",
+            },
+            NETNS,
+        ],
+        returns: "mapping",
+        mutating: true,
+    },
+    run: flush_rules,
+};
+
+pub const RESTORE_RULES: Registered = Registered {
+    spec: ActivitySpec {
+        module: "squall.dataplane.actions",
+        func: "restore_rules",
+        kind: Kind::Action,
+        doc: "Restore the rules flush_rules snapshotted on this node (or namespace), verify with a diff, and \
+              mark the undo done. Restoring twice changes nothing.",
+        args: &[NETNS],
+        returns: "mapping",
+        mutating: false,
+    },
+    run: restore_rules,
+};
+
+pub const STALE_RULES: Registered = Registered {
+    spec: ActivitySpec {
+        module: "squall.dataplane.probes",
+        func: "stale_rules",
+        kind: Kind::Probe,
+        doc: "Compare this node's kube-proxy rules (iptables, nftables or IPVS) with EndpointSlices and list \
+              every endpoint the rules send to that is not ready or gone, and every ready endpoint missing \
+              from the rules. Returns {clean, findings: [...]}.",
+        args: &[
+            ArgSpec {
+                name: "endpoints_file",
+                ty: ArgType::String,
+                default: None,
+                doc: "A discovery.k8s.io/v1 EndpointSliceList as JSON (`kubectl get endpointslices -A -o json`).",
+            },
+            ArgSpec {
+                name: "services_file",
+                ty: ArgType::String,
+                default: Some("null"),
+                doc: "A ServiceList as JSON, to name IPVS virtual servers.",
+            },
+            NETNS,
+        ],
+        returns: "mapping",
+        mutating: false,
+    },
+    run: stale_rules,
+};
+
+pub const UNDO_RESTORE_RULES: UndoSpec = UndoSpec {
+    kind: UNDO_KIND,
+    doc: "Restore kube-proxy's rules from the snapshot a flush took, and check the diff is clean.",
+    apply: apply_restore,
+};
+
+/// The command runner for this node, or for a network namespace on it.
+pub fn node_runner(netns: Option<&str>) -> Arc<dyn CommandRunner> {
+    match netns {
+        Some(ns) => Arc::new(PrefixRunner::netns(ns, TokioRunner::default())),
+        None => Arc::new(TokioRunner::default()),
+    }
+}
+
+/// iptables settings matching the backend kube-proxy uses on this node.
+pub async fn node_config(runner: &dyn CommandRunner) -> IptablesConfig {
+    IptablesConfig {
+        backend: detect_kube_backend(runner).await,
+        ..IptablesConfig::default()
+    }
+}
+
+/// Restores from an undo record and proves it with a diff: `Ok` only when
+/// the live rules equal the snapshot.
+pub async fn restore_verified(netns: Option<&str>, record: &UndoRecord) -> Result<Value, String> {
+    let runner = node_runner(netns);
+    let cfg = node_config(runner.as_ref()).await;
+    let report = restore_from_undo(runner.as_ref(), &cfg, record)
+        .await
+        .map_err(|e| e.to_string())?;
+    let snapshot = Snapshot::load(&record.snapshot_path)
+        .await
+        .map_err(|e| e.to_string())?;
+    let diff = diff_live(runner.as_ref(), &cfg, &snapshot)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !diff.is_clean() {
+        return Err(format!(
+            "rules restored but still differ from the snapshot: {}",
+            json!(diff)
+        ));
+    }
+    Ok(json!({"tables": report.tables, "snapshot": record.snapshot_path, "clean": true}))
+}
+
+fn netns_arg(args: &Map<String, Value>) -> Option<String> {
+    args.get("netns").and_then(Value::as_str).map(str::to_owned)
+}
+
+/// The ledger target for rules on this node or in a namespace.
+pub fn target(netns: Option<&str>) -> String {
+    format!("dataplane:{}", netns.unwrap_or("local"))
+}
+
+/// Snapshots live next to the ledger, so `squall recover` finds them.
+fn snapshot_path(ctx: &ActivityCtx) -> PathBuf {
+    let ledger = ctx.ledger.location();
+    let dir = Path::new(&ledger)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    dir.join(format!("dataplane-{}-{n}.snapshot.json", ctx.run_id))
+}
+
+/// The ledger entry that undoes a flush.
+pub fn flush_undo(netns: Option<&str>, record: &UndoRecord) -> Undo {
+    Undo {
+        kind: UNDO_KIND.into(),
+        data: json!({"netns": netns, "record": record}),
+        description: format!(
+            "restore kube-proxy rules on {} from {}",
+            target(netns),
+            record.snapshot_path.display()
+        ),
+    }
+}
+
+fn flush_rules(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<ActivityResult> {
+    Box::pin(async move {
+        let mode: FlushMode = args
+            .get("mode")
+            .and_then(Value::as_str)
+            .unwrap_or("nat")
+            .parse::<FlushMode>()
+            .map_err(|e| ActivityError::failed(e.to_string()))?;
+        let netns = netns_arg(&args);
+        let runner = node_runner(netns.as_deref());
+        let cfg = node_config(runner.as_ref()).await;
+        let path = snapshot_path(&ctx);
+        let prepared = prepare_flush(runner.as_ref(), &cfg, mode, &path)
+            .await
+            .map_err(|e| ActivityError::failed(format!("cannot snapshot the rules: {e}")))?;
+        ctx.record_undo(
+            &target(netns.as_deref()),
+            flush_undo(netns.as_deref(), &prepared.undo),
+        )?;
+        let report = apply_flush(runner.as_ref(), &prepared).await.map_err(|e| {
+            ActivityError::failed(format!("flush failed part-way (the undo is recorded): {e}"))
+        })?;
+        Ok(json!({"mode": report.mode, "commands": report.commands, "snapshot": path}))
+    })
+}
+
+fn restore_rules(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<ActivityResult> {
+    Box::pin(async move {
+        let netns = netns_arg(&args);
+        let pending = ctx.pending_for(&target(netns.as_deref()))?;
+        let Some(first) = pending.first() else {
+            return Ok(json!({"restored": false}));
+        };
+        apply_restore(first.undo.data.clone())
+            .await
+            .map_err(ActivityError::Failed)?;
+        for p in &pending {
+            ctx.mark_done(&p.id)?;
+        }
+        Ok(json!({"restored": true, "clean": true}))
+    })
+}
+
+fn apply_restore(data: Value) -> BoxFuture<Result<(), String>> {
+    Box::pin(async move {
+        let record: UndoRecord =
+            serde_json::from_value(data.get("record").cloned().unwrap_or(Value::Null))
+                .map_err(|e| format!("undo data is not a data-plane undo record: {e}"))?;
+        let netns = data.get("netns").and_then(Value::as_str);
+        restore_verified(netns, &record).await.map(|_| ())
+    })
+}
+
+fn stale_rules(_ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<ActivityResult> {
+    Box::pin(async move {
+        let read = |key: &str| -> Result<Option<String>, ActivityError> {
+            match args.get(key).and_then(Value::as_str) {
+                None => Ok(None),
+                Some(p) => std::fs::read_to_string(p)
+                    .map(Some)
+                    .map_err(|e| ActivityError::failed(format!("cannot read {p}: {e}"))),
+            }
+        };
+        let slices = read("endpoints_file")?.unwrap_or_default();
+        let services = read("services_file")?;
+        let netns = netns_arg(&args);
+        let runner = node_runner(netns.as_deref());
+        let cfg = node_config(runner.as_ref()).await;
+        let inspection = inspect_node(runner.as_ref(), &cfg)
+            .await
+            .map_err(|e| ActivityError::failed(format!("cannot read the rules: {e}")))?;
+        let report = stale_from_json(inspection.map, &slices, services.as_deref())
+            .map_err(|e| ActivityError::failed(e.to_string()))?;
+        Ok(json!({"clean": report.is_clean(), "mode": inspection.mode, "report": report}))
+    })
+}

@@ -1,0 +1,243 @@
+//! `squall agent dataplane …`: the node-side half of the data-plane faults.
+//! It runs where kube-proxy's rules live (a node's host network namespace,
+//! a helper pod pinned to a node, or a lab namespace via --netns).
+//!
+//! A flush snapshots first and records its undo in the ledger before it
+//! changes anything; restores are checked with a diff, so "recovered" is
+//! only said when the live rules equal the snapshot.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+use squall_dataplane::flush::{FlushMode, apply_flush, prepare_flush};
+use squall_dataplane::inspect::{ProxyMode, inspect_node, parse_dump, stale_from_json};
+use squall_dataplane::restore::{diff_live, restore_from_file};
+use squall_dataplane::snapshot::{Snapshot, take_snapshot};
+use squall_engine::ledger::Ledger;
+use squall_engine::log::Logger;
+use squall_engine::providers::dataplane::{
+    flush_undo, node_config, node_runner, restore_verified, target,
+};
+
+use crate::cli::{AgentCommand, DataplaneArgs, DataplaneCommand, FlushArgs};
+use crate::exit::{FAILED, INVALID, OK};
+
+pub async fn agent(cmd: &AgentCommand, log: &Logger) -> u8 {
+    match cmd {
+        AgentCommand::Dataplane(args) => dataplane(args, log).await,
+    }
+}
+
+async fn dataplane(args: &DataplaneArgs, log: &Logger) -> u8 {
+    let netns = args.netns.as_deref();
+    let result = match &args.command {
+        DataplaneCommand::Snapshot { out } => snapshot(netns, out, log).await,
+        DataplaneCommand::Flush(flush_args) => flush(netns, flush_args, log).await,
+        DataplaneCommand::Restore { from } => restore(netns, from, log).await,
+        DataplaneCommand::Diff { from } => diff(netns, from).await,
+        DataplaneCommand::Inspect { dump, mode } => {
+            inspect(netns, dump.as_deref(), mode.as_deref()).await
+        }
+        DataplaneCommand::Stale {
+            endpoints,
+            services,
+        } => stale(netns, endpoints, services.as_deref()).await,
+    };
+    result.unwrap_or_else(|(code, msg)| {
+        log.error(&msg);
+        code
+    })
+}
+
+type Outcome = Result<u8, (u8, String)>;
+
+fn failed(e: impl std::fmt::Display) -> (u8, String) {
+    (FAILED, e.to_string())
+}
+
+fn print_json(v: &impl Serialize) {
+    match serde_json::to_string_pretty(v) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("cannot print the result: {e}"),
+    }
+}
+
+async fn snapshot(netns: Option<&str>, out: &Path, log: &Logger) -> Outcome {
+    let runner = node_runner(netns);
+    let cfg = node_config(runner.as_ref()).await;
+    let snap = take_snapshot(runner.as_ref(), &cfg).await.map_err(failed)?;
+    snap.save(out).await.map_err(failed)?;
+    log.info(&format!(
+        "Saved {} table(s) ({} backend) to {}",
+        snap.tables.len(),
+        snap.backend,
+        out.display()
+    ));
+    Ok(OK)
+}
+
+fn mode_of(args: &FlushArgs) -> FlushMode {
+    if args.kube_chains {
+        FlushMode::KubeChains
+    } else if args.canary {
+        FlushMode::Canary
+    } else if args.nft_services {
+        FlushMode::NftServices
+    } else {
+        FlushMode::Nat
+    }
+}
+
+async fn flush(netns: Option<&str>, args: &FlushArgs, log: &Logger) -> Outcome {
+    let runner = node_runner(netns);
+    let cfg = node_config(runner.as_ref()).await;
+    let path = args.snapshot.clone().unwrap_or_else(|| {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        format!("dataplane-{secs}.snapshot.json").into()
+    });
+    let prepared = prepare_flush(runner.as_ref(), &cfg, mode_of(args), &path)
+        .await
+        .map_err(failed)?;
+    log.info(&format!("Snapshot saved to {}", path.display()));
+    if args.dry {
+        for spec in &prepared.plan {
+            println!("{}", spec.display());
+        }
+        return Ok(OK);
+    }
+    let ledger = Ledger::open(&args.ledger).map_err(|e| {
+        failed(format!(
+            "cannot open the ledger {}: {e}",
+            args.ledger.display()
+        ))
+    })?;
+    let run_id = format!("agent-{}", std::process::id());
+    let id = ledger
+        .record(&run_id, &target(netns), flush_undo(netns, &prepared.undo))
+        .map_err(|e| failed(format!("cannot record the undo, nothing was changed: {e}")))?;
+    let report = apply_flush(runner.as_ref(), &prepared).await.map_err(|e| {
+        failed(format!(
+            "flush failed part-way: {e}; run `squall recover --ledger {}`",
+            args.ledger.display()
+        ))
+    })?;
+    log.info(&format!(
+        "Flushed ({:?}): {}",
+        prepared.undo.mode,
+        report.commands.join("; ")
+    ));
+    print_json(&report);
+    match args.ttl {
+        Some(ttl) => restore_at_deadline(netns, &prepared.undo, ttl, &ledger, &id, log).await,
+        None => {
+            log.info(&format!(
+                "Undo recorded in {}: `squall agent dataplane restore --from {}` or `squall recover --ledger {}` puts the rules back",
+                args.ledger.display(),
+                path.display(),
+                args.ledger.display()
+            ));
+            Ok(OK)
+        }
+    }
+}
+
+/// Waits for the TTL (or a signal), restores, verifies and marks the undo
+/// done. Runs even if whoever started the fault is gone.
+async fn restore_at_deadline(
+    netns: Option<&str>,
+    record: &squall_dataplane::flush::UndoRecord,
+    ttl: u64,
+    ledger: &Ledger,
+    id: &str,
+    log: &Logger,
+) -> Outcome {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return Err(failed("cannot listen for signals"));
+    };
+    log.info(&format!(
+        "Restoring the rules in {ttl}s (Ctrl-C or SIGTERM restores now)"
+    ));
+    tokio::select! {
+        () = tokio::time::sleep(Duration::from_secs(ttl)) => log.info("TTL reached: restoring the rules"),
+        _ = int.recv() => log.warning("Received SIGINT: restoring the rules now"),
+        _ = term.recv() => log.warning("Received SIGTERM: restoring the rules now"),
+    }
+    restore_verified(netns, record).await.map_err(failed)?;
+    ledger.mark_done(id).map_err(failed)?;
+    log.info("Recovered: the live rules equal the snapshot");
+    Ok(OK)
+}
+
+async fn restore(netns: Option<&str>, from: &Path, log: &Logger) -> Outcome {
+    let runner = node_runner(netns);
+    let cfg = node_config(runner.as_ref()).await;
+    restore_from_file(runner.as_ref(), &cfg, from)
+        .await
+        .map_err(failed)?;
+    let snap = Snapshot::load(from).await.map_err(failed)?;
+    let d = diff_live(runner.as_ref(), &cfg, &snap)
+        .await
+        .map_err(failed)?;
+    if !d.is_clean() {
+        print_json(&d);
+        return Err(failed(
+            "restored, but the live rules still differ from the snapshot",
+        ));
+    }
+    log.info("Recovered: the live rules equal the snapshot");
+    Ok(OK)
+}
+
+async fn diff(netns: Option<&str>, from: &Path) -> Outcome {
+    let runner = node_runner(netns);
+    let cfg = node_config(runner.as_ref()).await;
+    let snap = Snapshot::load(from).await.map_err(failed)?;
+    let d = diff_live(runner.as_ref(), &cfg, &snap)
+        .await
+        .map_err(failed)?;
+    if d.is_clean() {
+        return Ok(OK);
+    }
+    print_json(&d);
+    Ok(FAILED)
+}
+
+async fn inspect(netns: Option<&str>, dump: Option<&Path>, mode: Option<&str>) -> Outcome {
+    if let (Some(path), Some(mode)) = (dump, mode) {
+        let mode: ProxyMode = mode
+            .parse()
+            .map_err(|e| (INVALID, format!("--mode: {e}")))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| (INVALID, format!("{}: {e}", path.display())))?;
+        print_json(&parse_dump(mode, &text));
+        return Ok(OK);
+    }
+    let runner = node_runner(netns);
+    let cfg = node_config(runner.as_ref()).await;
+    let inspection = inspect_node(runner.as_ref(), &cfg).await.map_err(failed)?;
+    print_json(&inspection.map);
+    Ok(OK)
+}
+
+async fn stale(netns: Option<&str>, endpoints: &Path, services: Option<&Path>) -> Outcome {
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).map_err(|e| (INVALID, format!("{}: {e}", p.display())))
+    };
+    let slices = read(endpoints)?;
+    let services = services.map(read).transpose()?;
+    let runner = node_runner(netns);
+    let cfg = node_config(runner.as_ref()).await;
+    let inspection = inspect_node(runner.as_ref(), &cfg).await.map_err(failed)?;
+    let report = stale_from_json(inspection.map, &slices, services.as_deref())
+        .map_err(|e| (INVALID, e.to_string()))?;
+    print_json(&report);
+    Ok(if report.is_clean() { OK } else { FAILED })
+}

@@ -1,0 +1,253 @@
+//! `squall agent dataplane` and the `squall.dataplane.*` activities on a
+//! real kernel: rules live in a network namespace this test creates and
+//! deletes (the host's own rules, interfaces and routes are never touched).
+//! Skipped, with the reason printed, when not root or without `ip` and
+//! `iptables`.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use common::{Run, Sandbox, wait_until};
+
+/// A network namespace with kube-proxy-shaped nat rules; deleted on drop.
+struct Node {
+    name: String,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl Node {
+    fn new() -> Option<Self> {
+        if let Some(why) = unavailable() {
+            eprintln!("SKIPPED: real-kernel test unavailable: {why}");
+            return None;
+        }
+        let name = format!(
+            "sq-cli-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        sh(&["ip", "netns", "add", &name]);
+        let node = Self { name };
+        for rule in [
+            "-t nat -N KUBE-SERVICES",
+            "-t nat -N KUBE-SVC-TEST",
+            "-t nat -A PREROUTING -j KUBE-SERVICES",
+            "-t nat -A OUTPUT -j KUBE-SERVICES",
+            "-t nat -A KUBE-SERVICES -d 10.96.0.10/32 -p tcp --dport 80 -j KUBE-SVC-TEST",
+            "-t nat -A KUBE-SVC-TEST -p tcp -j DNAT --to-destination 10.240.0.2:8080",
+        ] {
+            let mut argv = vec!["ip", "netns", "exec", &node.name, "iptables"];
+            argv.extend(rule.split(' '));
+            sh(&argv);
+        }
+        Some(node)
+    }
+
+    fn nat(&self) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name, "iptables-save", "-t", "nat"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn has_rules(&self) -> bool {
+        self.nat().contains("-A KUBE-SVC-TEST")
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+fn unavailable() -> Option<String> {
+    let uid = Command::new("id").arg("-u").output().ok()?;
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        return Some("needs root".into());
+    }
+    for tool in ["ip", "iptables", "iptables-save"] {
+        if !Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .stdout(Stdio::null())
+            .status()
+            .ok()?
+            .success()
+        {
+            return Some(format!("`{tool}` not installed"));
+        }
+    }
+    None
+}
+
+fn sh(argv: &[&str]) {
+    let ok = Command::new(argv[0]).args(&argv[1..]).status().unwrap();
+    assert!(ok.success(), "{argv:?}");
+}
+
+fn agent<'a>(node: &'a Node, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["agent", "dataplane", "--netns", node.name.as_str()];
+    v.extend_from_slice(rest);
+    v
+}
+
+#[test]
+fn flush_then_recover_restores_and_diff_is_clean() {
+    let Some(node) = Node::new() else { return };
+    let sb = Sandbox::new();
+    sb.run(&agent(
+        &node,
+        &["flush", "--table", "nat", "--snapshot", "s.json"],
+    ))
+    .code(0)
+    .has("Undo recorded in dataplane.ledger.jsonl");
+    assert!(!node.has_rules(), "the nat table is flushed");
+    let diff = sb.run(&agent(&node, &["diff", "--from", "s.json"]));
+    diff.code(1);
+    assert!(diff.stdout.contains("KUBE-SVC-TEST"), "{}", diff.stdout);
+    sb.run(&["recover", "--ledger", "dataplane.ledger.jsonl"])
+        .code(0)
+        .has("Recovered: 1 change(s) undone");
+    assert!(node.has_rules());
+    sb.run(&agent(&node, &["diff", "--from", "s.json"])).code(0);
+    sb.run(&["recover", "--ledger", "dataplane.ledger.jsonl"])
+        .code(0)
+        .has("Nothing to recover");
+    // Restoring again from the snapshot is idempotent.
+    sb.run(&agent(&node, &["restore", "--from", "s.json"]))
+        .code(0)
+        .has("Recovered: the live rules equal the snapshot");
+    sb.run(&agent(&node, &["diff", "--from", "s.json"])).code(0);
+}
+
+#[test]
+fn ttl_restores_by_itself() {
+    let Some(node) = Node::new() else { return };
+    let sb = Sandbox::new();
+    let started = std::time::Instant::now();
+    sb.run(&agent(
+        &node,
+        &[
+            "flush",
+            "--kube-chains",
+            "--snapshot",
+            "s.json",
+            "--ttl",
+            "1",
+        ],
+    ))
+    .code(0)
+    .has("TTL reached: restoring the rules")
+    .has("Recovered: the live rules equal the snapshot");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1));
+    assert!(node.has_rules());
+    sb.run(&["recover", "--ledger", "dataplane.ledger.jsonl"])
+        .code(0)
+        .has("Nothing to recover");
+}
+
+#[test]
+fn sigkill_after_the_flush_then_recover() {
+    let Some(node) = Node::new() else { return };
+    let sb = Sandbox::new();
+    let mut child = sb
+        .cmd()
+        .args(agent(
+            &node,
+            &[
+                "flush",
+                "--table",
+                "nat",
+                "--snapshot",
+                "s.json",
+                "--ttl",
+                "600",
+            ],
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(20, || !node.has_rules()
+        && sb
+            .read("squall.log")
+            .contains("Restoring the rules in 600s")));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !node.has_rules(),
+        "nothing restored the rules of a killed agent"
+    );
+    sb.run(&["recover", "--ledger", "dataplane.ledger.jsonl"])
+        .code(0);
+    sb.run(&agent(&node, &["diff", "--from", "s.json"])).code(0);
+}
+
+fn experiment(sb: &Sandbox, node: &Node, pause: u32) -> std::path::PathBuf {
+    sb.write(
+        "flush.yaml",
+        &format!(
+            r#"title: What happens when kube-proxy's rules are flushed?
+description: The seed's fault, on a lab node.
+configuration: {{netns: {ns}}}
+method:
+  - type: action
+    name: flush-nat
+    provider: {{type: python, module: squall.dataplane.actions, func: flush_rules, arguments: {{mode: nat, netns: "${{netns}}"}}}}
+    pauses: {{after: {pause}}}
+rollbacks:
+  - type: action
+    name: restore-rules
+    provider: {{type: python, module: squall.dataplane.actions, func: restore_rules, arguments: {{netns: "${{netns}}"}}}}
+"#,
+            ns = node.name
+        ),
+    )
+}
+
+#[test]
+fn experiment_flushes_and_rolls_back() {
+    let Some(node) = Node::new() else { return };
+    let sb = Sandbox::new();
+    let exp = experiment(&sb, &node, 0);
+    sb.run(&["run", exp.to_str().unwrap()])
+        .code(0)
+        .has("Action: flush-nat")
+        .has("Rollback: restore-rules");
+    assert!(node.has_rules());
+    let j = sb.journal();
+    assert_eq!(j["run"][0]["output"]["mode"], "nat");
+    assert_eq!(j["rollbacks"][0]["output"]["restored"], true);
+    assert!(j["squall"]["pending_undo"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn experiment_killed_after_the_flush_is_recovered() {
+    let Some(node) = Node::new() else { return };
+    let sb = Sandbox::new();
+    let exp = experiment(&sb, &node, 600);
+    let mut child = sb
+        .cmd()
+        .arg("run")
+        .arg(&exp)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(20, || sb
+        .read("squall.log")
+        .contains("Pausing after activity")));
+    assert!(!node.has_rules());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let run: Run = sb.run(&["recover"]);
+    run.code(0)
+        .has("Undo: restore kube-proxy rules on dataplane:");
+    assert!(node.has_rules());
+}

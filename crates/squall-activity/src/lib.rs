@@ -8,6 +8,8 @@
 //! This keeps the dependency direction of the design: engine → providers →
 //! (kube, OS), with no provider depending on the engine.
 
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -125,6 +127,33 @@ impl RunEvents {
     }
 }
 
+/// Connections the run offers to providers, by type: a provider crate
+/// defines its handle type (for example a Kubernetes client factory), the
+/// binary inserts one, and tests insert one built on the simulator. This is
+/// the seam that lets provider code run unchanged against a real cluster
+/// or a simulated one.
+#[derive(Default)]
+pub struct Services(HashMap<TypeId, Arc<dyn Any + Send + Sync>>);
+
+impl Services {
+    pub fn insert<T: Any + Send + Sync>(&mut self, value: Arc<T>) {
+        self.0.insert(TypeId::of::<T>(), value);
+    }
+
+    pub fn get<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        self.0
+            .get(&TypeId::of::<T>())
+            .cloned()
+            .and_then(|v| v.downcast::<T>().ok())
+    }
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Services({} entries)", self.0.len())
+    }
+}
+
 /// The context one activity runs in.
 pub struct ActivityCtx {
     pub configuration: Map<String, Value>,
@@ -135,6 +164,7 @@ pub struct ActivityCtx {
     pub log: Arc<dyn RunLog>,
     pub limits: Limits,
     pub events: Arc<RunEvents>,
+    pub services: Arc<Services>,
 }
 
 impl ActivityCtx {
@@ -195,6 +225,14 @@ mod tests {
     }
 
     #[test]
+    fn services_are_found_by_type() {
+        let mut s = Services::default();
+        s.insert(Arc::new(42u32));
+        assert_eq!(s.get::<u32>().as_deref(), Some(&42));
+        assert!(s.get::<String>().is_none());
+    }
+
+    #[test]
     fn an_unwritable_ledger_is_fatal_so_the_activity_does_not_act() {
         let ctx = ActivityCtx {
             configuration: Map::new(),
@@ -204,6 +242,7 @@ mod tests {
             log: Arc::new(Quiet),
             limits: Limits::default(),
             events: Arc::default(),
+            services: Arc::default(),
         };
         let undo = Undo {
             kind: "k".into(),

@@ -110,7 +110,10 @@ mod tests {
         let doc = document(&specs, "id", "date", "squall");
         let first = &doc["activities"][0];
         assert_eq!(first["mod"], "squall.testing.actions");
-        assert_eq!(first["name"], "restore_file", "sorted by module, then function");
+        assert_eq!(
+            first["name"], "restore_file",
+            "sorted by module, then function"
+        );
         let write = &doc["activities"][1];
         let keys: Vec<_> = write["arguments"][1]
             .as_object()

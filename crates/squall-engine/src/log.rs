@@ -103,7 +103,7 @@ impl Logger {
     }
 
     pub fn log(&self, level: Level, msg: &str) {
-        let now = jiff::Zoned::now();
+        let now = jiff::Timestamp::now().to_zoned(local_tz().clone());
         if let Some(mut lines) = self.captured.as_ref().and_then(|c| c.lock().ok()) {
             lines.push(format!("{} {msg}", level.name()));
         }
@@ -174,6 +174,26 @@ impl squall_activity::RunLog for Logger {
     fn warning(&self, msg: &str) {
         self.log(Level::Warning, msg);
     }
+}
+
+/// The local time zone, loaded once from `TZ` or `/etc/localtime`.
+///
+/// `jiff::Zoned::now()` would also find the zone's IANA name by scanning
+/// the whole zoneinfo tree, which costs milliseconds per process start;
+/// log timestamps need only the offsets.
+fn local_tz() -> &'static jiff::tz::TimeZone {
+    static TZ: std::sync::OnceLock<jiff::tz::TimeZone> = std::sync::OnceLock::new();
+    TZ.get_or_init(|| {
+        let from_env = std::env::var("TZ")
+            .ok()
+            .and_then(|name| jiff::tz::TimeZone::get(name.trim_start_matches(':')).ok());
+        from_env
+            .or_else(|| {
+                let bytes = std::fs::read("/etc/localtime").ok()?;
+                jiff::tz::TimeZone::tzif("localtime", &bytes).ok()
+            })
+            .unwrap_or(jiff::tz::TimeZone::UTC)
+    })
 }
 
 /// Continuation lines are indented by four spaces, as upstream does.

@@ -2,6 +2,7 @@
 //! Chaos Toolkit provider types; the native modules (`squall.testing`, and
 //! later Kubernetes, Istio and the data plane) are registry entries.
 
+pub mod availability;
 pub mod dataplane;
 pub mod http;
 pub mod process;

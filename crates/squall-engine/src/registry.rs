@@ -9,7 +9,7 @@
 use serde_json::{Map, Value};
 use squall_core::catalog::{ActivitySpec, Catalog};
 
-use crate::providers::{dataplane, testing};
+use crate::providers::{availability, dataplane, testing};
 
 pub use squall_activity::{
     ActivityError, ActivityResult, BoxFuture, Registered, RunFn, UndoFn, UndoSpec,
@@ -22,6 +22,7 @@ pub static ACTIVITIES: &[Registered] = &[
     dataplane::FLUSH_RULES,
     dataplane::RESTORE_RULES,
     dataplane::STALE_RULES,
+    availability::AVAILABILITY,
 ];
 
 /// Every undo function squall has.

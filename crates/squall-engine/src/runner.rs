@@ -125,6 +125,8 @@ pub struct RunOptions {
     pub dry: Option<Dry>,
     /// Extra environment for child processes (from `.env` var files).
     pub child_env: Vec<(String, String)>,
+    /// Connections offered to providers (a Kubernetes client, …).
+    pub services: Arc<squall_activity::Services>,
 }
 
 /// Signal state shared with whoever listens for signals: the first signal
@@ -183,6 +185,7 @@ pub(crate) struct Shared {
     pub dry: Option<Dry>,
     pub child_env: Vec<(String, String)>,
     pub events: Arc<squall_activity::RunEvents>,
+    pub services: Arc<squall_activity::Services>,
 }
 
 /// The mutable state of a run in progress.
@@ -192,6 +195,26 @@ struct Progress {
     started: tokio::time::Instant,
 }
 
+/// What every activity of this run shares.
+fn shared(v: &Validated, opts: &RunOptions, log: Arc<Logger>) -> Result<Arc<Shared>, EngineError> {
+    let ledger = Ledger::open(&opts.ledger_path).map_err(|source| EngineError::Ledger {
+        path: opts.ledger_path.display().to_string(),
+        source,
+    })?;
+    Ok(Arc::new(Shared {
+        configuration: v.configuration.clone(),
+        secrets: v.secrets.clone(),
+        ledger: Arc::new(ledger),
+        run_id: new_run_id(),
+        log,
+        limits: v.experiment.limits,
+        dry: opts.dry,
+        child_env: opts.child_env.clone(),
+        events: Arc::default(),
+        services: opts.services.clone(),
+    }))
+}
+
 /// Runs a validated experiment to the end and writes its journal.
 pub async fn run(
     v: Validated,
@@ -199,22 +222,8 @@ pub async fn run(
     log: Arc<Logger>,
     interrupts: Interrupts,
 ) -> Result<Outcome, EngineError> {
-    let ledger = Ledger::open(&opts.ledger_path).map_err(|source| EngineError::Ledger {
-        path: opts.ledger_path.display().to_string(),
-        source,
-    })?;
-    let run_id = new_run_id();
-    let sh = Arc::new(Shared {
-        configuration: v.configuration,
-        secrets: v.secrets,
-        ledger: Arc::new(ledger),
-        run_id: run_id.clone(),
-        log: log.clone(),
-        limits: v.experiment.limits,
-        dry: opts.dry,
-        child_env: opts.child_env.clone(),
-        events: Arc::default(),
-    });
+    let sh = shared(&v, &opts, log.clone())?;
+    let run_id = sh.run_id.clone();
     let exp = v.experiment;
     let title = py_str(&substitute_str(&exp.title, &sh.lookup()));
     let mut p = Progress {

@@ -177,6 +177,7 @@ mod tests {
             log: Arc::new(Logger::capture()),
             limits: Default::default(),
             events: Default::default(),
+            services: Default::default(),
         })
     }
 

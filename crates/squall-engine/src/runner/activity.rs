@@ -281,6 +281,7 @@ async fn call_native(
         log: sh.log.clone(),
         limits: sh.limits,
         events: sh.events.clone(),
+        services: sh.services.clone(),
     });
     (reg.run)(ctx, args).await
 }

@@ -34,6 +34,7 @@ fn opts(dir: &std::path::Path) -> RunOptions {
         fail_fast: false,
         dry: None,
         child_env: Vec::new(),
+        services: Arc::default(),
     }
 }
 
@@ -130,4 +131,28 @@ method: []
     let probe = &out.journal.steady_states.before.unwrap().probes[0];
     assert_eq!(probe.tolerance_met, Some(true));
     assert_eq!(probe.output["status"], json!(1));
+}
+
+#[tokio::test]
+async fn skip_strategy_runs_no_hypothesis_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = opts(dir.path());
+    o.hypothesis_strategy = HypothesisStrategy::Skip;
+    let text = LONG_PAUSE.replace("pauses: {after: 3600}", "pauses: {after: 0}");
+    let log = Arc::new(Logger::capture());
+    let out = run(validated(&text), o, log.clone(), Interrupts::default())
+        .await
+        .unwrap();
+    assert_eq!(out.verdict.status, RunStatus::Completed);
+    assert!(
+        out.journal.steady_states.before.is_none() && out.journal.steady_states.after.is_none()
+    );
+    let lines = log.lines();
+    assert!(lines.contains(&"INFO Skipping Steady-State Hypothesis as requested".to_owned()));
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("No steady state hypothesis defined")),
+        "{lines:?}"
+    );
 }

@@ -100,6 +100,7 @@ fn prepare(
         fail_fast: args.fail_fast,
         dry: args.dry.map(dry_of),
         child_env: vars.env.overlay(),
+        services: Arc::default(),
     };
     Ok((validated, opts))
 }

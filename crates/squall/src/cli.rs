@@ -56,6 +56,36 @@ pub enum Command {
     /// (or in a helper pod pinned to it).
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// The built-in Kubernetes API simulator, to try experiments without a
+    /// cluster.
+    #[command(subcommand)]
+    Sandbox(SandboxCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SandboxCommand {
+    /// Serve a simulated cluster's API on 127.0.0.1 until Ctrl-C or SIGTERM.
+    ///
+    /// Writes a kubeconfig once the API is ready, so `KUBECONFIG=PATH
+    /// kubectl get nodes` works against it. State lives in memory and is
+    /// gone when it stops.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where to write the kubeconfig for the simulated cluster.
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: PathBuf,
+    /// The API port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// How many worker nodes (`node-1` … `node-N`).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub nodes: u16,
+    /// Seed for names and random choices: the same seed gives the same run.
+    #[arg(long, default_value_t = 0x5ca11)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,4 +4,5 @@ pub mod agent;
 pub mod discover;
 pub mod recover;
 pub mod run;
+pub mod sandbox;
 pub mod validate;

@@ -32,10 +32,18 @@ fn main() -> ExitCode {
         "Running command '{}'",
         std::env::args().collect::<Vec<_>>().join(" ")
     ));
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // One thread is plenty for a run: activities wait on processes, sockets
+    // and timers, never on the CPU, and every extra worker costs memory. The
+    // sandbox serves many clients and runs controllers, so it gets them all.
+    let builder = match cli.command {
+        Command::Sandbox(_) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    };
+    let runtime = match builder {
         Ok(r) => r,
         Err(e) => {
             log.critical(&format!("cannot start the async runtime: {e}"));
@@ -53,5 +61,6 @@ async fn dispatch(cli: &Cli, log: Arc<Logger>) -> u8 {
         Command::Discover(args) => commands::discover::discover(args, &log),
         Command::Recover(args) => commands::recover::recover(args, &log).await,
         Command::Agent(cmd) => commands::agent::agent(cmd, &log).await,
+        Command::Sandbox(cmd) => commands::sandbox::sandbox(cmd, &log).await,
     }
 }

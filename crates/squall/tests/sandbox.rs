@@ -1,0 +1,71 @@
+//! `squall sandbox serve`: a simulated cluster reachable over HTTP with the
+//! kubeconfig it writes, stopped cleanly by SIGINT.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::process::Stdio;
+
+use common::{Run, Sandbox, wait_until};
+
+fn get(server: &str, path: &str) -> String {
+    let addr = server.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn serves_the_api_with_a_kubeconfig_until_sigint() {
+    let sb = Sandbox::new();
+    let child = sb
+        .cmd()
+        .args([
+            "sandbox",
+            "serve",
+            "--kubeconfig",
+            "kube.yaml",
+            "--nodes",
+            "2",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(20, || sb
+        .read("kube.yaml")
+        .contains("server: http://127.0.0.1:")));
+    let config = sb.read("kube.yaml");
+    let server = config
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .unwrap()
+        .to_owned();
+    let nodes = get(&server, "/api/v1/nodes");
+    assert!(nodes.starts_with("HTTP/1.1 200"), "{nodes}");
+    assert!(
+        nodes.contains("\"node-1\"")
+            && nodes.contains("\"node-2\"")
+            && !nodes.contains("\"node-3\"")
+    );
+    let missing = get(&server, "/api/v1/namespaces/default/pods/nope");
+    assert!(
+        missing.starts_with("HTTP/1.1 404") && missing.contains("\"reason\":\"NotFound\""),
+        "{missing}"
+    );
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let run = Run::from(child.wait_with_output().unwrap());
+    run.code(0)
+        .has("Simulated cluster with 2 node(s) serving on http://127.0.0.1:")
+        .has("Sandbox stopped");
+    assert!(run.stdout.contains("export KUBECONFIG=kube.yaml"));
+}

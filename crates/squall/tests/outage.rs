@@ -1,0 +1,152 @@
+//! The seed's experiment on a real kernel: a lab node serves a NodePort
+//! through kube-proxy-style rules; squall, running in the lab's client
+//! namespace, watches the NodePort with the availability monitor while it
+//! flushes the node's nat table. A resync loop re-applies the rules every
+//! 2 s, as kube-proxy does every sync period, and the measured outage must
+//! match the time from the flush to the next resync. Without the loop, the
+//! rollback restores the rules and the diff against the snapshot is clean.
+//!
+//! Uses the data-plane crate's lab (network namespaces it creates and
+//! deletes; only addresses inside them). Skipped, with the reason, when not
+//! root or the tools are missing.
+
+#[allow(dead_code)]
+#[path = "../../squall-dataplane/tests/lab/mod.rs"]
+mod lab;
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use common::{Run, Sandbox};
+use lab::{Lab, NODE_IP, NODE_PORT};
+
+const INTERVAL_MS: u64 = 50;
+
+fn experiment(sb: &Sandbox, lab: &Lab, pause: f64) -> std::path::PathBuf {
+    sb.write(
+        "flush.yaml",
+        &format!(
+            r#"title: What happens when a node's kube-proxy rules are flushed?
+description: The learnk8s experiment, measured.
+configuration: {{node: {node}}}
+method:
+  - type: probe
+    name: nodeport-availability
+    background: true
+    provider:
+      type: python
+      module: squall.http.probes
+      func: availability
+      arguments: {{url: "http://{NODE_IP}:{NODE_PORT}/", interval_ms: {INTERVAL_MS}, timeout_ms: 500}}
+  - type: action
+    name: flush-nat
+    provider: {{type: python, module: squall.dataplane.actions, func: flush_rules, arguments: {{mode: nat, netns: "${{node}}"}}}}
+    pauses: {{before: 0.5, after: {pause}}}
+rollbacks:
+  - type: action
+    name: restore-rules
+    provider: {{type: python, module: squall.dataplane.actions, func: restore_rules, arguments: {{netns: "${{node}}"}}}}
+"#,
+            node = lab.node
+        ),
+    )
+}
+
+/// Runs squall inside the lab's client namespace.
+fn run_in_client(sb: &Sandbox, lab: &Lab, exp: &std::path::Path) -> Run {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab.client, env!("CARGO_BIN_EXE_squall"), "run"])
+        .arg(exp)
+        .current_dir(sb.dir.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    Run::from(out)
+}
+
+/// Re-applies kube-proxy's nat rules every 2 s (a whole-table restore, as a
+/// sync does), recording when each sync finished. Stops when told, and after
+/// at most 30 syncs.
+fn resync_loop(node: String, stop: Arc<AtomicBool>, syncs: Arc<Mutex<Vec<SystemTime>>>) {
+    let rules = Lab::kube_proxy_rules();
+    for _ in 0..30 {
+        std::thread::sleep(Duration::from_secs(2));
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &node, "iptables-restore", "-w", "5"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(rules.as_bytes()).unwrap();
+        assert!(child.wait().unwrap().success());
+        syncs.lock().unwrap().push(SystemTime::now());
+    }
+}
+
+fn parse_time(stamp: &str) -> SystemTime {
+    // 2026-11-23T13:44:42.111829+00:00 → seconds since the epoch.
+    let out = Command::new("date").args(["-u", "-d", stamp, "+%s.%N"]).output().unwrap();
+    let secs: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs)
+}
+
+#[test]
+fn measured_outage_is_the_time_to_the_next_resync() {
+    let lab = match Lab::start() {
+        Ok(l) => l,
+        Err(skip) => return lab::report_skip("outage measurement", &skip.0),
+    };
+    let sb = Sandbox::new();
+    let exp = experiment(&sb, &lab, 3.0);
+    let stop = Arc::new(AtomicBool::new(false));
+    let syncs = Arc::new(Mutex::new(Vec::new()));
+    let resync = {
+        let (node, stop, syncs) = (lab.node.clone(), stop.clone(), syncs.clone());
+        std::thread::spawn(move || resync_loop(node, stop, syncs))
+    };
+    let run = run_in_client(&sb, &lab, &exp);
+    stop.store(true, Ordering::SeqCst);
+    resync.join().unwrap();
+    run.code(0).has("Action: flush-nat").has("Probe: nodeport-availability [in background]");
+    let j = sb.journal();
+    let monitor = &j["run"][0]["output"];
+    let flushed_at = parse_time(j["run"][1]["end"].as_str().unwrap());
+    let resynced_at = *syncs.lock().unwrap().iter().find(|t| **t > flushed_at).expect("a resync after the flush");
+    let expected = resynced_at.duration_since(flushed_at).unwrap().as_millis() as i64;
+    let outages = monitor["outages"].as_array().unwrap();
+    assert_eq!(outages.len(), 1, "one outage: {monitor}");
+    let measured = outages[0]["duration_ms"].as_i64().unwrap();
+    let tolerance = INTERVAL_MS as i64 + 20;
+    assert!(
+        (measured - expected).abs() <= tolerance,
+        "measured {measured} ms, expected {expected} ms ± {tolerance} ms: {monitor}"
+    );
+    assert!(monitor["failures"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn without_resync_the_rollback_restores_and_the_diff_is_clean() {
+    let lab = match Lab::start() {
+        Ok(l) => l,
+        Err(skip) => return lab::report_skip("rollback restores", &skip.0),
+    };
+    let sb = Sandbox::new();
+    let exp = experiment(&sb, &lab, 0.5);
+    let run = run_in_client(&sb, &lab, &exp);
+    run.code(0).has("Rollback: restore-rules");
+    let j = sb.journal();
+    let monitor = &j["run"][0]["output"];
+    assert_eq!(monitor["outages"][0]["ongoing"], true, "nothing resynced during the method: {monitor}");
+    assert_eq!(j["rollbacks"][0]["output"]["restored"], true);
+    let snapshot = j["run"][1]["output"]["snapshot"].as_str().unwrap().to_owned();
+    let diff = sb.run(&["agent", "dataplane", "--netns", &lab.node, "diff", "--from", &snapshot]);
+    diff.code(0);
+    let (_, failures) = lab.probe_node_port(4);
+    assert_eq!(failures, 0, "the NodePort answers again");
+}

@@ -10,10 +10,9 @@
 //! deletes; only addresses inside them). Skipped, with the reason, when not
 //! root or the tools are missing.
 
-#[allow(dead_code)]
+mod common;
 #[path = "../../squall-dataplane/tests/lab/mod.rs"]
 mod lab;
-mod common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -59,7 +58,13 @@ rollbacks:
 /// Runs squall inside the lab's client namespace.
 fn run_in_client(sb: &Sandbox, lab: &Lab, exp: &std::path::Path) -> Run {
     let out = Command::new("ip")
-        .args(["netns", "exec", &lab.client, env!("CARGO_BIN_EXE_squall"), "run"])
+        .args([
+            "netns",
+            "exec",
+            &lab.client,
+            env!("CARGO_BIN_EXE_squall"),
+            "run",
+        ])
         .arg(exp)
         .current_dir(sb.dir.path())
         .env("NO_COLOR", "1")
@@ -83,7 +88,12 @@ fn resync_loop(node: String, stop: Arc<AtomicBool>, syncs: Arc<Mutex<Vec<SystemT
             .stdin(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(rules.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(rules.as_bytes())
+            .unwrap();
         assert!(child.wait().unwrap().success());
         syncs.lock().unwrap().push(SystemTime::now());
     }
@@ -91,7 +101,10 @@ fn resync_loop(node: String, stop: Arc<AtomicBool>, syncs: Arc<Mutex<Vec<SystemT
 
 fn parse_time(stamp: &str) -> SystemTime {
     // 2026-11-23T13:44:42.111829+00:00 → seconds since the epoch.
-    let out = Command::new("date").args(["-u", "-d", stamp, "+%s.%N"]).output().unwrap();
+    let out = Command::new("date")
+        .args(["-u", "-d", stamp, "+%s.%N"])
+        .output()
+        .unwrap();
     let secs: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
     SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs)
 }
@@ -113,11 +126,18 @@ fn measured_outage_is_the_time_to_the_next_resync() {
     let run = run_in_client(&sb, &lab, &exp);
     stop.store(true, Ordering::SeqCst);
     resync.join().unwrap();
-    run.code(0).has("Action: flush-nat").has("Probe: nodeport-availability [in background]");
+    run.code(0)
+        .has("Action: flush-nat")
+        .has("Probe: nodeport-availability [in background]");
     let j = sb.journal();
     let monitor = &j["run"][0]["output"];
     let flushed_at = parse_time(j["run"][1]["end"].as_str().unwrap());
-    let resynced_at = *syncs.lock().unwrap().iter().find(|t| **t > flushed_at).expect("a resync after the flush");
+    let resynced_at = *syncs
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|t| **t > flushed_at)
+        .expect("a resync after the flush");
     let expected = resynced_at.duration_since(flushed_at).unwrap().as_millis() as i64;
     let outages = monitor["outages"].as_array().unwrap();
     assert_eq!(outages.len(), 1, "one outage: {monitor}");
@@ -142,10 +162,24 @@ fn without_resync_the_rollback_restores_and_the_diff_is_clean() {
     run.code(0).has("Rollback: restore-rules");
     let j = sb.journal();
     let monitor = &j["run"][0]["output"];
-    assert_eq!(monitor["outages"][0]["ongoing"], true, "nothing resynced during the method: {monitor}");
+    assert_eq!(
+        monitor["outages"][0]["ongoing"], true,
+        "nothing resynced during the method: {monitor}"
+    );
     assert_eq!(j["rollbacks"][0]["output"]["restored"], true);
-    let snapshot = j["run"][1]["output"]["snapshot"].as_str().unwrap().to_owned();
-    let diff = sb.run(&["agent", "dataplane", "--netns", &lab.node, "diff", "--from", &snapshot]);
+    let snapshot = j["run"][1]["output"]["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let diff = sb.run(&[
+        "agent",
+        "dataplane",
+        "--netns",
+        &lab.node,
+        "diff",
+        "--from",
+        &snapshot,
+    ]);
     diff.code(0);
     let (_, failures) = lab.probe_node_port(4);
     assert_eq!(failures, 0, "the NodePort answers again");

@@ -184,3 +184,122 @@ fn without_resync_the_rollback_restores_and_the_diff_is_clean() {
     let (_, failures) = lab.probe_node_port(4);
     assert_eq!(failures, 0, "the NodePort answers again");
 }
+
+/// One accuracy sample: squall's monitor at `interval_ms` and a curl loop
+/// once a second (the seeds' method) watch the NodePort while this thread
+/// flushes the nat table and restores it exactly `outage` later.
+fn accuracy_sample(lab: &Lab, interval_ms: u64, outage: Duration) -> (i64, i64, i64) {
+    let sb = Sandbox::new();
+    let exp = sb.write(
+        "monitor.yaml",
+        &format!(
+            r#"title: monitor
+description: accuracy
+method:
+  - type: probe
+    name: watch
+    provider:
+      type: python
+      module: squall.http.probes
+      func: availability
+      arguments: {{url: "http://{NODE_IP}:{NODE_PORT}/", interval_ms: {interval_ms}, timeout_ms: 500, duration_secs: 8}}
+"#
+        ),
+    );
+    let node = lab.node.clone();
+    let fault = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(2));
+        let flush = |args: &[&str]| {
+            Command::new("ip")
+                .args(["netns", "exec", &node])
+                .args(args)
+                .status()
+                .unwrap()
+        };
+        let saved = Command::new("ip")
+            .args(["netns", "exec", &node, "iptables-save", "-t", "nat"])
+            .output()
+            .unwrap();
+        let start = SystemTime::now();
+        flush(&["iptables", "-w", "5", "-t", "nat", "-F"]);
+        std::thread::sleep(outage);
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &node, "iptables-restore", "-w", "5"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(&saved.stdout)
+            .unwrap();
+        child.wait().unwrap();
+        SystemTime::now().duration_since(start).unwrap().as_millis() as i64
+    });
+    let curl = curl_loop(lab, 8);
+    let run = run_in_client(&sb, lab, &exp);
+    let actual = fault.join().unwrap();
+    let curl_failures = curl.join().unwrap();
+    run.code(0);
+    let measured = sb.journal()["run"][0]["output"]["longest_outage_ms"]
+        .as_i64()
+        .unwrap();
+    (actual, measured, curl_failures * 1000)
+}
+
+/// The seeds' method: one curl a second for `secs` seconds, in the
+/// background; the thread returns how many failed.
+fn curl_loop(lab: &Lab, secs: u64) -> std::thread::JoinHandle<i64> {
+    let (client, url) = (lab.client.clone(), format!("http://{NODE_IP}:{NODE_PORT}/"));
+    std::thread::spawn(move || {
+        let mut failures = 0;
+        for _ in 0..secs {
+            let t = std::time::Instant::now();
+            let ok = Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &client,
+                    "curl",
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "--max-time",
+                    "0.5",
+                    &url,
+                ])
+                .status()
+                .is_ok_and(|s| s.success());
+            failures += i64::from(!ok);
+            std::thread::sleep(Duration::from_secs(1).saturating_sub(t.elapsed()));
+        }
+        failures
+    })
+}
+
+/// `cargo test -p squall --test outage -- --ignored --nocapture`: prints
+/// the table in docs/performance.md. Not run by CI (it takes a minute).
+#[test]
+#[ignore = "benchmark: run explicitly"]
+fn monitor_accuracy_table() {
+    let lab = match Lab::start() {
+        Ok(l) => l,
+        Err(skip) => return lab::report_skip("monitor accuracy", &skip.0),
+    };
+    println!(
+        "| interval | true outage (ms) | squall monitor (ms) | error (ms) | curl once a second (ms) | error (ms) |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for interval in [10, 100, 1000] {
+        for outage_ms in [1500u64, 2700] {
+            let (actual, measured, curl) =
+                accuracy_sample(&lab, interval, Duration::from_millis(outage_ms));
+            println!(
+                "| {interval} ms | {actual} | {measured} | {:+} | {curl} | {:+} |",
+                measured - actual,
+                curl - actual
+            );
+        }
+    }
+}

@@ -14,8 +14,9 @@ OUT="bench/out"
 mkdir -p "$OUT"
 
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; }
-cargo build --release -q -p squall
-SQUALL="$PWD/target/release/squall"
+# The shipped form: one static binary (glibc static-pie).
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -q -p squall --target x86_64-unknown-linux-gnu
+SQUALL="$PWD/target/x86_64-unknown-linux-gnu/release/squall"
 
 VENV="$OUT/ctk-venv"
 if [ ! -x "$VENV/bin/chaos" ]; then

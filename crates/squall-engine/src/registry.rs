@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use squall_core::catalog::{ActivitySpec, Catalog};
 
 use crate::providers::{availability, dataplane, testing};
+use squall_kube::{node, pod};
 
 pub use squall_activity::{
     ActivityError, ActivityResult, BoxFuture, Registered, RunFn, UndoFn, UndoSpec,
@@ -23,10 +24,21 @@ pub static ACTIVITIES: &[Registered] = &[
     dataplane::RESTORE_RULES,
     dataplane::STALE_RULES,
     availability::AVAILABILITY,
+    pod::COUNT_PODS,
+    pod::PODS_IN_PHASE,
+    pod::PODS_NOT_IN_PHASE,
+    pod::PODS_IN_CONDITIONS,
+    pod::TERMINATE_PODS,
+    node::CORDON_NODE,
+    node::UNCORDON_NODE,
 ];
 
 /// Every undo function squall has.
-pub static UNDOS: &[UndoSpec] = &[testing::UNDO_RESTORE_FILE, dataplane::UNDO_RESTORE_RULES];
+pub static UNDOS: &[UndoSpec] = &[
+    testing::UNDO_RESTORE_FILE,
+    dataplane::UNDO_RESTORE_RULES,
+    node::UNDO_UNCORDON,
+];
 
 /// The registry as a [`Catalog`] for validation and discovery.
 pub struct Registry;

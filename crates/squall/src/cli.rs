@@ -222,6 +222,14 @@ pub struct RunArgs {
     /// Stop the method as soon as a continuous check fails.
     #[arg(long)]
     pub fail_fast: bool,
+    /// The kubeconfig for Kubernetes activities [default: KUBECONFIG, then
+    /// ~/.kube/config, then the in-cluster service account].
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use [default: the `kubernetes_context`
+    /// configuration value, then KUBERNETES_CONTEXT, then current-context].
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
     /// Do not run some activities: `activities` (the default when the flag
     /// is given alone), `actions`, `probes`, or `pause` (skip pauses only).
     #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "activities", value_name = "MODE")]

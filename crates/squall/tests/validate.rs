@@ -19,12 +19,12 @@ fn all_problems_with_file_line_column_and_path() {
     let sb = Sandbox::new();
     let exp = sb.write(
         "bad.yaml",
-        "title: t\ndescription: d\nmethod:\n  - type: action\n    name: a\n    provider:\n      type: http\n      url: http://x/\n      timeout: soon\n  - type: probe\n    name: b\n    provider: {type: python, module: chaosk8s.pod.probes, func: count_pods}\n",
+        "title: t\ndescription: d\nmethod:\n  - type: action\n    name: a\n    provider:\n      type: http\n      url: http://x/\n      timeout: soon\n  - type: probe\n    name: b\n    provider: {type: python, module: chaosk8s.pod.probes, func: count_podz}\n",
     );
     let run = sb.run(&["validate", exp.to_str().unwrap()]);
     run.code(2)
         .has("bad.yaml:9:16: method[0].provider.timeout: the HTTP timeout must be a number of seconds")
-        .has("bad.yaml:12:15: method[1].provider: unknown activity `chaosk8s.pod.probes.count_pods`")
+        .has("bad.yaml:12:15: method[1].provider: unknown activity `chaosk8s.pod.probes.count_podz`; the nearest known one is `chaosk8s.pod.probes.count_pods`")
         .has("2 problems found");
 }
 

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 
 use serde_json::Value;
+use squall_activity::Services;
+use squall_core::model::Provider;
 use squall_core::status::RunStatus;
 use squall_core::validate::Validated;
 use squall_engine::ledger::default_path;
@@ -11,6 +13,7 @@ use squall_engine::log::Logger;
 use squall_engine::runner::{
     self, Dry, HypothesisStrategy, Interrupts, RollbackStrategy, RunOptions,
 };
+use squall_kube::{ConnectOptions, Kube};
 
 use super::validate::report;
 use crate::cli::{DryArg, HypothesisArg, RollbackArg, RunArgs};
@@ -18,10 +21,16 @@ use crate::exit::{FAILED, OK};
 use crate::load::{load_vars, read_document, settings, validate_experiment};
 
 pub async fn run(args: &RunArgs, settings_path: Option<&std::path::Path>, log: Arc<Logger>) -> u8 {
-    let (validated, opts) = match prepare(args, settings_path, &log) {
+    let (validated, mut opts) = match prepare(args, settings_path, &log) {
         Ok(ready) => ready,
         Err(lines) => return report(&log, &lines),
     };
+    if uses_kubernetes(&validated) {
+        match connect(args, &validated, &log).await {
+            Ok(services) => opts.services = services,
+            Err(lines) => return report(&log, &lines),
+        }
+    }
     let interrupts = Interrupts::default();
     listen_for_signals(
         interrupts.clone(),
@@ -103,6 +112,41 @@ fn prepare(
         services: Arc::default(),
     };
     Ok((validated, opts))
+}
+
+/// Whether any activity is a Kubernetes one (so a connection is needed).
+fn uses_kubernetes(v: &Validated) -> bool {
+    let exp = &v.experiment;
+    let probes = exp.hypothesis.iter().flat_map(|h| h.probes.iter());
+    probes.chain(&exp.method).chain(&exp.rollbacks).any(|a| {
+        matches!(&a.provider, Provider::Native { module, .. } if module.starts_with("chaosk8s."))
+    })
+}
+
+/// Connects to the cluster before anything runs; the error names every
+/// place squall looked.
+async fn connect(
+    args: &RunArgs,
+    v: &Validated,
+    log: &Logger,
+) -> Result<Arc<Services>, Vec<String>> {
+    let context = args.context.clone().or_else(|| {
+        v.configuration
+            .get("kubernetes_context")
+            .and_then(|c| c.as_str())
+            .map(str::to_owned)
+    });
+    let options = ConnectOptions {
+        kubeconfig: args.kubeconfig.clone(),
+        context,
+    };
+    let kube = Kube::connect(options)
+        .await
+        .map_err(|e| vec![e.to_string()])?;
+    log.info(&format!("Using Kubernetes {}", kube.origin()));
+    let mut services = Services::default();
+    services.insert(Arc::new(kube));
+    Ok(Arc::new(services))
 }
 
 /// Checked before anything runs, so a run never changes the system and

@@ -1,0 +1,142 @@
+//! Kubernetes experiments from the book against `squall sandbox serve`:
+//! the real binary, connected through the kubeconfig the sandbox writes.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::process::{Child, Stdio};
+
+use common::{Run, Sandbox, wait_until};
+
+/// A running `squall sandbox serve`, stopped on drop.
+struct Cluster {
+    child: Child,
+    server: String,
+}
+
+impl Cluster {
+    fn start(sb: &Sandbox) -> Self {
+        let child = sb
+            .cmd()
+            .args([
+                "--log-file",
+                "sandbox.log",
+                "sandbox",
+                "serve",
+                "--kubeconfig",
+                "kube.yaml",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        assert!(wait_until(20, || sb
+            .read("kube.yaml")
+            .contains("server: http://127.0.0.1:")));
+        let config = sb.read("kube.yaml");
+        let server = config
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("server: "))
+            .unwrap()
+            .to_owned();
+        Self { child, server }
+    }
+
+    fn request(&self, method: &str, path: &str, body: &str) -> String {
+        let addr = self.server.trim_start_matches("http://");
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    fn create_pod(&self) {
+        let ns = self.request(
+            "POST",
+            "/api/v1/namespaces",
+            r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"go-demo-8"}}"#,
+        );
+        assert!(
+            ns.starts_with("HTTP/1.1 201") || ns.contains("AlreadyExists"),
+            "{ns}"
+        );
+        let pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"go-demo-8","labels":{"app":"go-demo-8"}},
+            "spec":{"containers":[{"name":"go-demo-8","image":"vfarcic/go-demo-8:0.0.1"}]}}"#;
+        let created = self.request("POST", "/api/v1/namespaces/go-demo-8/pods", pod);
+        assert!(created.starts_with("HTTP/1.1 201"), "{created}");
+    }
+
+    fn pod_is_gone_or_terminating(&self) -> bool {
+        let got = self.request("GET", "/api/v1/namespaces/go-demo-8/pods/go-demo-8", "");
+        got.starts_with("HTTP/1.1 404") || got.contains("deletionTimestamp")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn example(name: &str) -> String {
+    format!("{}/../../examples/book/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn terminate_pod_completes_and_the_pod_is_gone() {
+    let sb = Sandbox::new();
+    let cluster = Cluster::start(&sb);
+    cluster.create_pod();
+    let run: Run = sb.run(&[
+        "run",
+        &example("terminate-pod.yaml"),
+        "--kubeconfig",
+        "kube.yaml",
+    ]);
+    run.code(0)
+        .has("Using Kubernetes context 'squall-sim'")
+        .has("Action: terminate-pod")
+        .has("Experiment ended with status: completed");
+    assert!(cluster.pod_is_gone_or_terminating());
+    let seed = &sb.journal()["run"][0]["output"]["seed"];
+    assert!(seed.is_u64(), "a random pick records its seed: {seed}");
+}
+
+#[test]
+fn terminate_pod_ssh_fails_without_a_pod_and_completes_with_one() {
+    let sb = Sandbox::new();
+    let cluster = Cluster::start(&sb);
+    let exp = example("terminate-pod-ssh.yaml");
+    let run = sb.run(&["run", &exp, "--kubeconfig", "kube.yaml"]);
+    run.code(1)
+        .has("CRITICAL] Steady state probe 'pod-exists' is not in the given tolerance so failing this experiment")
+        .has("Experiment ended with status: failed");
+    cluster.create_pod();
+    sb.run(&["run", &exp, "--kubeconfig", "kube.yaml"])
+        .code(0)
+        .has("Experiment ended with status: completed");
+}
+
+#[test]
+fn no_cluster_found_says_where_squall_looked() {
+    let sb = Sandbox::new();
+    let run = common::Run::from(
+        sb.cmd()
+            .args(["run", &example("terminate-pod.yaml")])
+            .env_remove("KUBECONFIG")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env_remove("CHAOSTOOLKIT_IN_POD")
+            .output()
+            .unwrap(),
+    );
+    run.code(2)
+        .has(".kube/config")
+        .lacks("Action: terminate-pod");
+}

@@ -3,10 +3,9 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::process::{Child, Stdio};
+use std::process::Child;
 
-use common::{Run, Sandbox, wait_until};
+use common::{Run, Sandbox};
 
 /// A running `squall sandbox serve`, stopped on drop.
 struct Cluster {
@@ -16,44 +15,22 @@ struct Cluster {
 
 impl Cluster {
     fn start(sb: &Sandbox) -> Self {
-        let child = sb
-            .cmd()
-            .args([
+        let (child, server) = common::start_sandbox(
+            sb,
+            &[
                 "--log-file",
                 "sandbox.log",
                 "sandbox",
                 "serve",
                 "--kubeconfig",
                 "kube.yaml",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        assert!(wait_until(20, || sb
-            .read("kube.yaml")
-            .contains("server: http://127.0.0.1:")));
-        let config = sb.read("kube.yaml");
-        let server = config
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("server: "))
-            .unwrap()
-            .to_owned();
+            ],
+        );
         Self { child, server }
     }
 
     fn request(&self, method: &str, path: &str, body: &str) -> String {
-        let addr = self.server.trim_start_matches("http://");
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        out
+        common::http(&self.server, method, path, body)
     }
 
     fn create_pod(&self) {

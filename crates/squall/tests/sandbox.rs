@@ -3,50 +3,26 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::process::Stdio;
-
-use common::{Run, Sandbox, wait_until};
+use common::{Run, Sandbox};
 
 fn get(server: &str, path: &str) -> String {
-    let addr = server.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    stream.read_to_string(&mut out).unwrap();
-    out
+    common::http(server, "GET", path, "")
 }
 
 #[test]
 fn serves_the_api_with_a_kubeconfig_until_sigint() {
     let sb = Sandbox::new();
-    let child = sb
-        .cmd()
-        .args([
+    let (child, server) = common::start_sandbox(
+        &sb,
+        &[
             "sandbox",
             "serve",
             "--kubeconfig",
             "kube.yaml",
             "--nodes",
             "2",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    assert!(wait_until(20, || sb
-        .read("kube.yaml")
-        .contains("server: http://127.0.0.1:")));
-    let config = sb.read("kube.yaml");
-    let server = config
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("server: "))
-        .unwrap()
-        .to_owned();
+        ],
+    );
     let nodes = get(&server, "/api/v1/nodes");
     assert!(nodes.starts_with("HTTP/1.1 200"), "{nodes}");
     assert!(

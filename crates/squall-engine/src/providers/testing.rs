@@ -165,21 +165,8 @@ fn append_line(path: &str, line: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::Ledger;
-    use crate::log::Logger;
 
-    fn ctx(dir: &std::path::Path) -> Arc<ActivityCtx> {
-        Arc::new(ActivityCtx {
-            configuration: Map::new(),
-            secrets: Map::new(),
-            ledger: Arc::new(Ledger::open(&dir.join("l.jsonl")).unwrap()),
-            run_id: "r".into(),
-            log: Arc::new(Logger::capture()),
-            limits: Default::default(),
-            events: Default::default(),
-            services: Default::default(),
-        })
-    }
+    use crate::providers::test_ctx as ctx;
 
     fn args(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()

@@ -206,3 +206,41 @@ pub fn wait_until(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
 pub fn exists(p: &Path) -> bool {
     p.exists()
 }
+
+/// Starts `squall <args>` (a `sandbox serve --kubeconfig kube.yaml …`),
+/// waits for the kubeconfig and returns the child and the API URL.
+pub fn start_sandbox(sb: &Sandbox, args: &[&str]) -> (std::process::Child, String) {
+    let child = sb
+        .cmd()
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(20, || sb
+        .read("kube.yaml")
+        .contains("server: http://127.0.0.1:")));
+    let config = sb.read("kube.yaml");
+    let server = config
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .unwrap()
+        .to_owned();
+    (child, server)
+}
+
+/// One HTTP/1.1 request to a loopback server; the raw response.
+pub fn http(server: &str, method: &str, path: &str, body: &str) -> String {
+    use std::io::Read;
+    let addr = server.trim_start_matches("http://");
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}

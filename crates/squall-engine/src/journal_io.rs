@@ -63,11 +63,16 @@ pub fn write(path: &Path, journal: &Journal) -> Result<(), JournalError> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let mut text =
-        serde_json::to_string_pretty(journal).map_err(|e| err(std::io::Error::other(e)))?;
-    text.push('\n');
-    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
-    std::fs::write(tmp.path(), text).map_err(err)?;
+    // Streamed into the temporary file: a long run's journal is never held
+    // twice in memory.
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
+    {
+        use std::io::Write;
+        let mut out = std::io::BufWriter::new(tmp.as_file_mut());
+        serde_json::to_writer_pretty(&mut out, journal).map_err(|e| err(std::io::Error::other(e)))?;
+        out.write_all(b"\n").map_err(err)?;
+        out.flush().map_err(err)?;
+    }
     tmp.persist(path).map_err(|e| err(e.error))?;
     Ok(())
 }

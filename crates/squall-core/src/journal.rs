@@ -43,7 +43,8 @@ pub struct State {
 /// One activity run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Record {
-    pub activity: Value,
+    /// The activity as run (shared with the experiment's copy).
+    pub activity: std::sync::Arc<Value>,
     pub output: Value,
     pub start: String,
     /// `succeeded` or `failed`; absent when the run was interrupted while
@@ -125,7 +126,7 @@ mod tests {
     #[test]
     fn record_omits_absent_status() {
         let r = Record {
-            activity: serde_json::json!({"name": "a"}),
+            activity: std::sync::Arc::new(serde_json::json!({"name": "a"})),
             output: Value::Null,
             start: "s".into(),
             status: None,

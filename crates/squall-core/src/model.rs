@@ -60,8 +60,9 @@ pub struct Activity {
     /// Whether the activity declared a `tolerance` key at all; upstream uses
     /// it to silence the "non-zero exit code" and "status above 400" warnings.
     pub has_tolerance: bool,
-    /// The activity as written, after `ref` resolution.
-    pub raw: Value,
+    /// The activity as written, after `ref` resolution; shared with every
+    /// journal record of it rather than copied.
+    pub raw: std::sync::Arc<Value>,
     /// The name of the `ref` that pointed here, if any.
     pub via_ref: Option<String>,
 }

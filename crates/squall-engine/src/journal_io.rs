@@ -27,8 +27,8 @@ pub fn now_stamp() -> String {
 
 /// A journal for a run that is starting now. The experiment copy carries the
 /// substituted title and the dry mode, as upstream's does.
-pub fn new_journal(raw: &Value, title: &str, dry: Option<&str>, squall: SquallInfo) -> Journal {
-    let mut experiment = raw.clone();
+pub fn new_journal(raw: Value, title: &str, dry: Option<&str>, squall: SquallInfo) -> Journal {
+    let mut experiment = raw;
     if let Some(map) = experiment.as_object_mut() {
         map.insert("title".into(), Value::String(title.into()));
         map.insert(
@@ -69,7 +69,8 @@ pub fn write(path: &Path, journal: &Journal) -> Result<(), JournalError> {
     {
         use std::io::Write;
         let mut out = std::io::BufWriter::new(tmp.as_file_mut());
-        serde_json::to_writer_pretty(&mut out, journal).map_err(|e| err(std::io::Error::other(e)))?;
+        serde_json::to_writer_pretty(&mut out, journal)
+            .map_err(|e| err(std::io::Error::other(e)))?;
         out.write_all(b"\n").map_err(err)?;
         out.flush().map_err(err)?;
     }
@@ -102,7 +103,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.json");
         let raw = serde_json::json!({"title": "${t}", "description": "d", "x-unknown": 1});
-        let mut j = new_journal(&raw, "T", Some("actions"), SquallInfo::default());
+        let mut j = new_journal(raw, "T", Some("actions"), SquallInfo::default());
         write(&path, &j).unwrap();
         j.status = Some("completed".into());
         write(&path, &j).unwrap();

@@ -224,11 +224,11 @@ pub async fn run(
 ) -> Result<Outcome, EngineError> {
     let sh = shared(&v, &opts, log.clone())?;
     let run_id = sh.run_id.clone();
-    let exp = v.experiment;
+    let mut exp = v.experiment;
     let title = py_str(&substitute_str(&exp.title, &sh.lookup()));
     let mut p = Progress {
         journal: journal_io::new_journal(
-            &exp.raw,
+            std::mem::take(&mut exp.raw),
             &title,
             opts.dry.map(Dry::as_str),
             info(&opts, &run_id),

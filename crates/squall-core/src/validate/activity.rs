@@ -157,7 +157,7 @@ pub(crate) fn activity(
         background,
         has_tolerance: tolerance.is_some(),
         tolerance,
-        raw: Value::Object(map.clone()),
+        raw: std::sync::Arc::new(Value::Object(map.clone())),
         via_ref: None,
     })
 }

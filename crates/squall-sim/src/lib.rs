@@ -8,6 +8,9 @@
 //! HPA minimum, scheduler, kubelet, endpoints, garbage collection) on a clock
 //! tests can speed up. Use it as a `tower::Service` behind
 //! `kube::Client::new(sim, "default")`, or over HTTP with [`Sim::serve`].
+//! [`Sim::serve_gateway`] plays the book's demo application behind an
+//! ingress, with Istio faults, retries and timeouts; [`Scenario`] starts a
+//! cluster in one of the book's chapter states.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -26,9 +29,11 @@ mod cluster;
 pub mod controllers;
 mod defaults;
 pub mod error;
+mod gateway;
 pub mod ops;
 pub mod patch;
 pub mod resources;
+pub mod scenario;
 pub mod selector;
 mod sim;
 pub mod store;
@@ -36,5 +41,6 @@ pub mod store;
 pub use api::Body;
 pub use clock::Clock;
 pub use error::ApiError;
+pub use scenario::Scenario;
 pub use sim::{Sim, SimOptions, kubeconfig};
 pub use store::Timing;

@@ -177,6 +177,14 @@ const V1_TABLE: &[Row] = &[
         ST | SC,
     ),
     ("apps", "DaemonSet", "daemonsets", true, &["ds"], ST),
+    (
+        "networking.k8s.io",
+        "Ingress",
+        "ingresses",
+        true,
+        &["ing"],
+        ST,
+    ),
     ("batch", "Job", "jobs", true, &[], ST),
     ("batch", "CronJob", "cronjobs", true, &["cj"], ST),
     (

@@ -21,6 +21,7 @@ use crate::api::{self, Body};
 use crate::clock::Clock;
 use crate::controllers;
 use crate::error::ApiError;
+use crate::scenario::Scenario;
 use crate::store::{Store, Timing};
 
 /// Options for a simulated cluster.
@@ -41,6 +42,8 @@ pub struct SimOptions {
     /// Also run kube-system workloads: the kube-proxy DaemonSet (host network)
     /// and CoreDNS behind the `kube-dns` service, as a real cluster has.
     pub system_pods: bool,
+    /// Objects to create at start, e.g. the book's go-demo-8 application.
+    pub scenario: Scenario,
 }
 
 impl Default for SimOptions {
@@ -52,6 +55,7 @@ impl Default for SimOptions {
             timing: Timing::default(),
             tick: Duration::from_millis(20),
             system_pods: false,
+            scenario: Scenario::Empty,
         }
     }
 }
@@ -60,6 +64,8 @@ impl Default for SimOptions {
 pub(crate) struct Shared {
     /// The object store.
     pub(crate) store: Store,
+    /// Data-plane state (round robin, limiters, seeded generator).
+    pub(crate) gateway: crate::gateway::State,
     _stop: watch::Sender<bool>,
 }
 
@@ -77,11 +83,20 @@ impl Sim {
         let clock = Clock::new(options.speed);
         let store = Store::new(clock, options.seed, options.timing);
         crate::cluster::bootstrap(&mut store.lock(), options.nodes, options.system_pods);
+        crate::scenario::load(&mut store.lock(), options.scenario);
         let (tx, rx) = watch::channel(false);
         tokio::spawn(controllers::run(store.clone(), options.tick, rx));
         Sim {
-            shared: Arc::new(Shared { store, _stop: tx }),
+            shared: Arc::new(Shared {
+                store,
+                gateway: crate::gateway::State::new(options.seed),
+                _stop: tx,
+            }),
         }
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
     }
 
     /// The sim clock.

@@ -86,6 +86,15 @@ pub struct ServeArgs {
     /// Seed for names and random choices: the same seed gives the same run.
     #[arg(long, default_value_t = 0x5ca11)]
     pub seed: u64,
+    /// The demo application's gateway port on 127.0.0.1 (0 picks a free
+    /// one); it routes by Host header through Istio Gateways /
+    /// VirtualServices and Ingresses, with faults, retries and timeouts.
+    #[arg(long, default_value_t = 0)]
+    pub gateway_port: u16,
+    /// Start with a prepared state: `empty`, `go-demo-8` (the book's
+    /// chapter-4 application) or `go-demo-8-istio` (with Istio).
+    #[arg(long, default_value = "empty", value_parser = ["empty", "go-demo-8", "go-demo-8-istio"])]
+    pub scenario: String,
 }
 
 #[derive(Debug, Subcommand)]

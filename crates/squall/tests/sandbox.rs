@@ -44,4 +44,5 @@ fn serves_the_api_with_a_kubeconfig_until_sigint() {
         .has("Simulated cluster with 2 node(s) serving on http://127.0.0.1:")
         .has("Sandbox stopped");
     assert!(run.stdout.contains("export KUBECONFIG=kube.yaml"));
+    assert!(run.stdout.contains("export INGRESS_HOST=127.0.0.1:"));
 }

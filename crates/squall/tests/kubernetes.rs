@@ -117,3 +117,78 @@ fn no_cluster_found_says_where_squall_looked() {
         .has(".kube/config")
         .lacks("Action: terminate-pod");
 }
+
+/// `squall sandbox serve --scenario go-demo-8`, waiting until the demo
+/// application answers through the gateway; returns the cluster and
+/// `INGRESS_HOST`.
+fn demo_cluster(sb: &Sandbox) -> (Cluster, String) {
+    let (child, server) = common::start_sandbox(
+        sb,
+        &[
+            "--log-file",
+            "sandbox.log",
+            "sandbox",
+            "serve",
+            "--kubeconfig",
+            "kube.yaml",
+            "--scenario",
+            "go-demo-8",
+        ],
+    );
+    let cluster = Cluster { child, server };
+    assert!(common::wait_until(30, || sb
+        .read("sandbox.log")
+        .contains("Demo application gateway on http://")));
+    let log = sb.read("sandbox.log");
+    let ingress = log
+        .split("Demo application gateway on http://")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let ready = common::wait_until(60, || {
+        let addr = format!("http://{ingress}");
+        common::http_with_host(&addr, "/demo/person", "go-demo-8.acme.com")
+            .starts_with("HTTP/1.1 200")
+    });
+    assert!(ready, "the demo application never became ready");
+    (cluster, ingress)
+}
+
+#[test]
+fn health_http_with_two_replicas_completes_and_health_db_deviates() {
+    let sb = Sandbox::new();
+    let (_cluster, ingress) = demo_cluster(&sb);
+    let run = Run::from(
+        sb.cmd()
+            .args([
+                "run",
+                &example("health-http.yaml"),
+                "--kubeconfig",
+                "kube.yaml",
+            ])
+            .env("INGRESS_HOST", &ingress)
+            .output()
+            .unwrap(),
+    );
+    run.code(0)
+        .has("Action: terminate-app-pod")
+        .has("Experiment ended with status: completed");
+    let run = Run::from(
+        sb.cmd()
+            .args([
+                "run",
+                &example("health-db.yaml"),
+                "--kubeconfig",
+                "kube.yaml",
+            ])
+            .env("INGRESS_HOST", &ingress)
+            .output()
+            .unwrap(),
+    );
+    run.code(1)
+        .has("ERROR]   => failed: activity took too long to complete")
+        .has("Experiment ended with status: deviated");
+}

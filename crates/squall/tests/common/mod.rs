@@ -244,3 +244,21 @@ pub fn http(server: &str, method: &str, path: &str, body: &str) -> String {
     s.read_to_string(&mut out).unwrap();
     out
 }
+
+/// A GET with a chosen Host header (for the sandbox gateway).
+pub fn http_with_host(server: &str, path: &str, host: &str) -> String {
+    use std::io::Read;
+    let addr = server.trim_start_matches("http://");
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}

@@ -192,3 +192,92 @@ fn health_http_with_two_replicas_completes_and_health_db_deviates() {
         .has("ERROR]   => failed: activity took too long to complete")
         .has("Experiment ended with status: deviated");
 }
+
+fn unschedulable(cluster: &Cluster, node: &str) -> bool {
+    let got = cluster.request("GET", &format!("/api/v1/nodes/{node}"), "");
+    got.contains("\"unschedulable\":true")
+}
+
+#[test]
+fn cordon_killed_mid_experiment_is_undone_by_recover() {
+    let sb = Sandbox::new();
+    let cluster = Cluster::start(&sb);
+    let exp = sb.write(
+        "cordon.yaml",
+        r#"title: What happens if a node is cordoned?
+description: Cordon, pause, uncordon in the rollback.
+method:
+  - type: action
+    name: cordon
+    provider: {type: python, module: chaosk8s.node.actions, func: cordon_node, arguments: {name: node-2}}
+    pauses: {after: 600}
+rollbacks:
+  - type: action
+    name: uncordon
+    provider: {type: python, module: chaosk8s.node.actions, func: uncordon_node, arguments: {name: node-2}}
+"#,
+    );
+    let mut child = sb
+        .cmd()
+        .args(["run", exp.to_str().unwrap(), "--kubeconfig", "kube.yaml"])
+        .spawn()
+        .unwrap();
+    assert!(common::wait_until(20, || sb
+        .read("squall.log")
+        .contains("Pausing after activity")));
+    assert!(unschedulable(&cluster, "node-2"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        unschedulable(&cluster, "node-2"),
+        "nothing rolled back a killed run"
+    );
+    sb.run(&["recover"]).code(0).has("Undo:");
+    assert!(
+        !unschedulable(&cluster, "node-2"),
+        "recover uncordoned the node"
+    );
+    sb.run(&["recover"]).code(0).has("Nothing to recover");
+}
+
+#[test]
+fn cordon_rolls_back_on_sigint() {
+    let sb = Sandbox::new();
+    let cluster = Cluster::start(&sb);
+    let exp = sb.write(
+        "cordon.yaml",
+        r#"title: t
+description: d
+method:
+  - {type: action, name: cordon, provider: {type: python, module: chaosk8s.node.actions, func: cordon_node, arguments: {name: node-1}}, pauses: {after: 600}}
+rollbacks:
+  - {type: action, name: uncordon, provider: {type: python, module: chaosk8s.node.actions, func: uncordon_node, arguments: {name: node-1}}}
+"#,
+    );
+    let child = sb
+        .cmd()
+        .args(["run", exp.to_str().unwrap(), "--kubeconfig", "kube.yaml"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(common::wait_until(20, || sb
+        .read("squall.log")
+        .contains("Pausing after activity")));
+    assert!(unschedulable(&cluster, "node-1"));
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let run = Run::from(child.wait_with_output().unwrap());
+    run.code(1)
+        .has("Rollback: uncordon")
+        .has("status: interrupted");
+    assert!(!unschedulable(&cluster, "node-1"));
+    assert!(
+        sb.journal()["squall"]["pending_undo"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -83,20 +83,21 @@ fn resync_loop(node: String, stop: Arc<AtomicBool>, syncs: Arc<Mutex<Vec<SystemT
         if stop.load(Ordering::SeqCst) {
             return;
         }
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &node, "iptables-restore", "-w", "5"])
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(rules.as_bytes())
-            .unwrap();
-        assert!(child.wait().unwrap().success());
+        restore_nat(&node, rules.as_bytes());
         syncs.lock().unwrap().push(SystemTime::now());
     }
+}
+
+/// Loads an `iptables-save` payload into the node's nat table, as a
+/// kube-proxy sync does (a whole-table restore).
+fn restore_nat(node: &str, payload: &[u8]) {
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", node, "iptables-restore", "-w", "5"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(payload).unwrap();
+    assert!(child.wait().unwrap().success());
 }
 
 fn parse_time(stamp: &str) -> SystemTime {
@@ -223,18 +224,7 @@ method:
         let start = SystemTime::now();
         flush(&["iptables", "-w", "5", "-t", "nat", "-F"]);
         std::thread::sleep(outage);
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &node, "iptables-restore", "-w", "5"])
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(&saved.stdout)
-            .unwrap();
-        child.wait().unwrap();
+        restore_nat(&node, &saved.stdout);
         SystemTime::now().duration_since(start).unwrap().as_millis() as i64
     });
     let curl = curl_loop(lab, 8);

@@ -16,7 +16,7 @@ pub const FAMILIES: [&str; 2] = ["ip", "ip6"];
 pub const TABLE: &str = "kube-proxy";
 
 /// Net `{`/`}` depth change of a line, ignoring quoted text.
-fn brace_delta(line: &str) -> i64 {
+pub(crate) fn brace_delta(line: &str) -> i64 {
     let mut quoted = false;
     let mut delta = 0;
     for c in line.chars() {

@@ -169,25 +169,11 @@ impl Sim {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
-        tokio::pin!(shutdown);
-        loop {
-            let (stream, _) = tokio::select! {
-                () = &mut shutdown => return Ok(()),
-                accepted = listener.accept() => accepted?,
-            };
+        serve_http(listener, shutdown, move |req| {
             let sim = self.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let sim = sim.clone();
-                    async move { Ok::<_, Infallible>(sim.call_any(req).await) }
-                });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc);
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, "connection closed with error");
-                }
-            });
-        }
+            async move { sim.call_any(req).await }
+        })
+        .await
     }
 
     async fn call_any<B>(self, req: Request<B>) -> Response<Body>
@@ -223,6 +209,39 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let sim = self.clone();
         Box::pin(async move { Ok(sim.call_any(req).await) })
+    }
+}
+
+/// Accepts HTTP/1.1 connections on `listener` until `shutdown` completes,
+/// answering every request with `handle` (the API server and the demo
+/// gateway share this loop).
+pub(crate) async fn serve_http<F, Fut>(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    handle: F,
+) -> std::io::Result<()>
+where
+    F: Fn(Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            accepted = listener.accept() => accepted?,
+        };
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let fut = handle(req);
+                async move { Ok::<_, Infallible>(fut.await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc);
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection closed with error");
+            }
+        });
     }
 }
 

@@ -9,6 +9,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::nftables::brace_delta;
+
 use crate::model::{
     Endpoint, Protocol, RuleSource, ServiceMap, ServicePort, ServicePortName, split_host_port,
 };
@@ -57,21 +59,6 @@ pub fn parse_nft(text: &str) -> ServiceMap {
     };
     map.sort();
     map
-}
-
-/// Net brace depth change of a line, ignoring braces inside quotes.
-fn brace_delta(line: &str) -> i64 {
-    let mut quoted = false;
-    let mut delta = 0;
-    for c in line.chars() {
-        match c {
-            '"' => quoted = !quoted,
-            '{' if !quoted => delta += 1,
-            '}' if !quoted => delta -= 1,
-            _ => {}
-        }
-    }
-    delta
 }
 
 fn kube_proxy_blocks(text: &str) -> Vec<Block> {

@@ -18,14 +18,12 @@ pub(crate) mod envoy;
 pub(crate) mod route;
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::future::Future;
 use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
-use hyper_util::rt::TokioIo;
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 use tokio::net::TcpListener;
@@ -161,31 +159,20 @@ impl Sim {
                 "the sandbox gateway only listens on a loopback address (127.0.0.1)",
             ));
         }
-        tokio::pin!(shutdown);
-        loop {
-            let (stream, _) = tokio::select! {
-                () = &mut shutdown => return Ok(()),
-                accepted = listener.accept() => accepted?,
-            };
-            let sim = self.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let sim = sim.clone();
-                    async move {
-                        let (parts, body) = req.into_parts();
-                        // The apps ignore bodies; drain it so keep-alive works.
-                        let _ = body.collect().await.map(|c| c.to_bytes());
-                        let req = Request::from_parts(parts, Bytes::new());
-                        Ok::<_, Infallible>(sim.gateway(req).await)
-                    }
-                });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc);
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, "gateway connection closed with error");
+        crate::sim::serve_http(
+            listener,
+            shutdown,
+            move |req: Request<hyper::body::Incoming>| {
+                let sim = self.clone();
+                async move {
+                    let (parts, body) = req.into_parts();
+                    // The apps ignore bodies; drain it so keep-alive works.
+                    let _ = body.collect().await.map(|c| c.to_bytes());
+                    sim.gateway(Request::from_parts(parts, Bytes::new())).await
                 }
-            });
-        }
+            },
+        )
+        .await
     }
 
     pub(crate) fn gateway_state(&self) -> &State {

@@ -165,9 +165,23 @@ pub struct ActivityCtx {
     pub limits: Limits,
     pub events: Arc<RunEvents>,
     pub services: Arc<Services>,
+    /// `--dry` on a mutating native action: resolve the targets (read-only
+    /// calls only), check the limits, and return [`ActivityCtx::plan`]
+    /// instead of changing anything.
+    pub dry: bool,
 }
 
 impl ActivityCtx {
+    /// The result of a dry run: logs each change the action would make and
+    /// returns `{"dry": true, "targets": [...], "changes": [...]}`, so the
+    /// journal shows what a real run would have touched.
+    pub fn plan(&self, targets: &[String], changes: &[String]) -> ActivityResult {
+        for change in changes {
+            self.log.info(&format!("dry run: would {change}"));
+        }
+        Ok(serde_json::json!({"dry": true, "targets": targets, "changes": changes}))
+    }
+
     /// Records how to undo a change, durably, before the change is made.
     /// An activity that cannot record its undo must not act.
     pub fn record_undo(&self, target: &str, undo: Undo) -> Result<String, ActivityError> {
@@ -243,6 +257,7 @@ mod tests {
             limits: Limits::default(),
             events: Arc::default(),
             services: Arc::default(),
+            dry: false,
         };
         let undo = Undo {
             kind: "k".into(),

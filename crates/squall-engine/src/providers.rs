@@ -22,5 +22,6 @@ pub(crate) fn test_ctx(dir: &std::path::Path) -> std::sync::Arc<squall_activity:
         limits: Default::default(),
         events: Default::default(),
         services: Default::default(),
+        dry: false,
     })
 }

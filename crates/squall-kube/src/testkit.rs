@@ -93,6 +93,8 @@ pub struct Bed {
     pub kube: Kube,
     pub ledger: Arc<MemLedger>,
     pub log: Arc<MemLog>,
+    /// Whether contexts are made in `--dry` plan mode.
+    pub dry: bool,
 }
 
 impl Bed {
@@ -116,6 +118,7 @@ impl Bed {
             client,
             ledger: Arc::new(ledger),
             log: Arc::default(),
+            dry: false,
         }
     }
 
@@ -131,6 +134,7 @@ impl Bed {
             limits,
             events: Arc::default(),
             services: Arc::new(services),
+            dry: self.dry,
         })
     }
 

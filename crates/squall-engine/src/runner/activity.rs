@@ -74,7 +74,13 @@ pub(crate) async fn execute(
     sh.log.info(&format!("{label}: {}{suffix}", a.name));
     let start = now_stamp();
     let clock = tokio::time::Instant::now();
-    let result = if dry {
+    let result = if dry && plans_when_dry(a) {
+        sh.log.debug(&format!("Activity {} is in dry mode: planning", a.name));
+        tokio::select! {
+            r = call_planned(sh, a) => Some(r),
+            () = cancel.cancelled() => None,
+        }
+    } else if dry {
         sh.log.debug(&format!("Activity {} is in dry mode", a.name));
         Some(Ok(Value::Null))
     } else {
@@ -179,8 +185,33 @@ pub(crate) async fn call_provider(
             func,
             arguments,
             secrets,
-        } => call_native(sh, module, func, arguments, secrets, value).await,
+        } => call_native(sh, module, func, arguments, secrets, value, false).await,
     }
+}
+
+/// Whether `--dry` still calls the activity, in plan mode: squall's native
+/// mutating actions resolve their targets and say what they would change.
+fn plans_when_dry(a: &Activity) -> bool {
+    match &a.provider {
+        Provider::Native { module, func, .. } => {
+            a.kind == Kind::Action && registry::find(module, func).is_some_and(|r| r.spec.mutating)
+        }
+        _ => false,
+    }
+}
+
+/// A native action called with `ActivityCtx::dry` set.
+async fn call_planned(sh: &Arc<Shared>, a: &Activity) -> ActivityResult {
+    let Provider::Native {
+        module,
+        func,
+        arguments,
+        secrets,
+    } = &a.provider
+    else {
+        return Err(ActivityError::Fatal("only native actions plan".into()));
+    };
+    call_native(sh, module, func, arguments, secrets, None, true).await
 }
 
 async fn call_process(sh: &Shared, provider: &Provider, value: Option<Value>) -> ActivityResult {
@@ -262,6 +293,7 @@ async fn call_native(
     arguments: &Map<String, Value>,
     scopes: &[String],
     value: Option<Value>,
+    dry: bool,
 ) -> ActivityResult {
     let reg = registry::find(module, func)
         .ok_or_else(|| ActivityError::Fatal(format!("unknown activity `{module}.{func}`")))?;
@@ -282,6 +314,7 @@ async fn call_native(
         limits: sh.limits,
         events: sh.events.clone(),
         services: sh.services.clone(),
+        dry,
     });
     (reg.run)(ctx, args).await
 }

@@ -275,6 +275,7 @@ fn missing_handle_is_fatal() {
         limits: Default::default(),
         events: Default::default(),
         services: Default::default(),
+        dry: false,
     };
     let err = kube(&ctx).unwrap_err();
     assert!(matches!(err, ActivityError::Fatal(ref m) if m.contains("no Kubernetes connection")));

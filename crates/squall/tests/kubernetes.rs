@@ -3,68 +3,8 @@
 
 mod common;
 
-use std::process::Child;
-
+use common::cluster::{Cluster, demo_cluster, example, unschedulable};
 use common::{Run, Sandbox};
-
-/// A running `squall sandbox serve`, stopped on drop.
-struct Cluster {
-    child: Child,
-    server: String,
-}
-
-impl Cluster {
-    fn start(sb: &Sandbox) -> Self {
-        let (child, server) = common::start_sandbox(
-            sb,
-            &[
-                "--log-file",
-                "sandbox.log",
-                "sandbox",
-                "serve",
-                "--kubeconfig",
-                "kube.yaml",
-            ],
-        );
-        Self { child, server }
-    }
-
-    fn request(&self, method: &str, path: &str, body: &str) -> String {
-        common::http(&self.server, method, path, body)
-    }
-
-    fn create_pod(&self) {
-        let ns = self.request(
-            "POST",
-            "/api/v1/namespaces",
-            r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"go-demo-8"}}"#,
-        );
-        assert!(
-            ns.starts_with("HTTP/1.1 201") || ns.contains("AlreadyExists"),
-            "{ns}"
-        );
-        let pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"go-demo-8","labels":{"app":"go-demo-8"}},
-            "spec":{"containers":[{"name":"go-demo-8","image":"vfarcic/go-demo-8:0.0.1"}]}}"#;
-        let created = self.request("POST", "/api/v1/namespaces/go-demo-8/pods", pod);
-        assert!(created.starts_with("HTTP/1.1 201"), "{created}");
-    }
-
-    fn pod_is_gone_or_terminating(&self) -> bool {
-        let got = self.request("GET", "/api/v1/namespaces/go-demo-8/pods/go-demo-8", "");
-        got.starts_with("HTTP/1.1 404") || got.contains("deletionTimestamp")
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn example(name: &str) -> String {
-    format!("{}/../../examples/book/{name}", env!("CARGO_MANIFEST_DIR"))
-}
 
 #[test]
 fn terminate_pod_completes_and_the_pod_is_gone() {
@@ -118,45 +58,6 @@ fn no_cluster_found_says_where_squall_looked() {
         .lacks("Action: terminate-pod");
 }
 
-/// `squall sandbox serve --scenario go-demo-8`, waiting until the demo
-/// application answers through the gateway; returns the cluster and
-/// `INGRESS_HOST`.
-fn demo_cluster(sb: &Sandbox) -> (Cluster, String) {
-    let (child, server) = common::start_sandbox(
-        sb,
-        &[
-            "--log-file",
-            "sandbox.log",
-            "sandbox",
-            "serve",
-            "--kubeconfig",
-            "kube.yaml",
-            "--scenario",
-            "go-demo-8",
-        ],
-    );
-    let cluster = Cluster { child, server };
-    assert!(common::wait_until(30, || sb
-        .read("sandbox.log")
-        .contains("Demo application gateway on http://")));
-    let log = sb.read("sandbox.log");
-    let ingress = log
-        .split("Demo application gateway on http://")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned();
-    let ready = common::wait_until(60, || {
-        let addr = format!("http://{ingress}");
-        common::http_with_host(&addr, "/demo/person", "go-demo-8.acme.com")
-            .starts_with("HTTP/1.1 200")
-    });
-    assert!(ready, "the demo application never became ready");
-    (cluster, ingress)
-}
-
 #[test]
 fn health_http_with_two_replicas_completes_and_health_db_deviates() {
     let sb = Sandbox::new();
@@ -191,11 +92,6 @@ fn health_http_with_two_replicas_completes_and_health_db_deviates() {
     run.code(1)
         .has("ERROR]   => failed: activity took too long to complete")
         .has("Experiment ended with status: deviated");
-}
-
-fn unschedulable(cluster: &Cluster, node: &str) -> bool {
-    let got = cluster.request("GET", &format!("/api/v1/nodes/{node}"), "");
-    got.contains("\"unschedulable\":true")
 }
 
 #[test]

@@ -75,7 +75,8 @@ pub(crate) async fn execute(
     let start = now_stamp();
     let clock = tokio::time::Instant::now();
     let result = if dry && plans_when_dry(a) {
-        sh.log.debug(&format!("Activity {} is in dry mode: planning", a.name));
+        sh.log
+            .debug(&format!("Activity {} is in dry mode: planning", a.name));
         tokio::select! {
             r = call_planned(sh, a) => Some(r),
             () = cancel.cancelled() => None,

@@ -1,0 +1,108 @@
+//! A `squall sandbox serve` child process for CLI tests against the
+//! simulator, and the book's experiment files.
+
+use std::process::Child;
+
+use super::{Sandbox, http, http_with_host, start_sandbox, wait_until};
+
+/// A running `squall sandbox serve`, stopped on drop.
+pub struct Cluster {
+    pub child: Child,
+    pub server: String,
+}
+
+impl Cluster {
+    pub fn start(sb: &Sandbox) -> Self {
+        let (child, server) = start_sandbox(
+            sb,
+            &[
+                "--log-file",
+                "sandbox.log",
+                "sandbox",
+                "serve",
+                "--kubeconfig",
+                "kube.yaml",
+            ],
+        );
+        Self { child, server }
+    }
+
+    pub fn request(&self, method: &str, path: &str, body: &str) -> String {
+        http(&self.server, method, path, body)
+    }
+
+    pub fn create_pod(&self) {
+        let ns = self.request(
+            "POST",
+            "/api/v1/namespaces",
+            r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"go-demo-8"}}"#,
+        );
+        assert!(
+            ns.starts_with("HTTP/1.1 201") || ns.contains("AlreadyExists"),
+            "{ns}"
+        );
+        let pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"go-demo-8","labels":{"app":"go-demo-8"}},
+            "spec":{"containers":[{"name":"go-demo-8","image":"vfarcic/go-demo-8:0.0.1"}]}}"#;
+        let created = self.request("POST", "/api/v1/namespaces/go-demo-8/pods", pod);
+        assert!(created.starts_with("HTTP/1.1 201"), "{created}");
+    }
+
+    pub fn pod_is_gone_or_terminating(&self) -> bool {
+        let got = self.request("GET", "/api/v1/namespaces/go-demo-8/pods/go-demo-8", "");
+        got.starts_with("HTTP/1.1 404") || got.contains("deletionTimestamp")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn example(name: &str) -> String {
+    format!("{}/../../examples/book/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `squall sandbox serve --scenario go-demo-8`, waiting until the demo
+/// application answers through the gateway; returns the cluster and
+/// `INGRESS_HOST`.
+pub fn demo_cluster(sb: &Sandbox) -> (Cluster, String) {
+    let (child, server) = start_sandbox(
+        sb,
+        &[
+            "--log-file",
+            "sandbox.log",
+            "sandbox",
+            "serve",
+            "--kubeconfig",
+            "kube.yaml",
+            "--scenario",
+            "go-demo-8",
+        ],
+    );
+    let cluster = Cluster { child, server };
+    assert!(wait_until(30, || sb
+        .read("sandbox.log")
+        .contains("Demo application gateway on http://")));
+    let log = sb.read("sandbox.log");
+    let ingress = log
+        .split("Demo application gateway on http://")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let ready = wait_until(60, || {
+        let addr = format!("http://{ingress}");
+        http_with_host(&addr, "/demo/person", "go-demo-8.acme.com").starts_with("HTTP/1.1 200")
+    });
+    assert!(ready, "the demo application never became ready");
+    (cluster, ingress)
+}
+
+pub fn unschedulable(cluster: &Cluster, node: &str) -> bool {
+    let got = cluster.request("GET", &format!("/api/v1/nodes/{node}"), "");
+    got.contains("\"unschedulable\":true")
+}

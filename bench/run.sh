@@ -14,11 +14,10 @@ OUT="bench/out"
 mkdir -p "$OUT"
 
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; }
-# The shipped form: one static, non-PIE binary (no relocations to apply at
-# start, no shared libraries to map).
-RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
-  cargo build --release -q -p squall --target x86_64-unknown-linux-gnu
-SQUALL="$PWD/target/x86_64-unknown-linux-gnu/release/squall"
+# The shipped form (scripts/build-release.sh): one static, non-PIE binary
+# with the code a run executes laid out together.
+scripts/build-release.sh "$OUT/squall"
+SQUALL="$PWD/$OUT/squall"
 
 VENV="$OUT/ctk-venv"
 if [ ! -x "$VENV/bin/chaos" ]; then

@@ -243,6 +243,15 @@ pub struct RunArgs {
     /// is given alone), `actions`, `probes`, or `pause` (skip pauses only).
     #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "activities", value_name = "MODE")]
     pub dry: Option<DryArg>,
+    /// Blast radius: the most pods, nodes or VirtualServices one action may
+    /// touch; overrides the experiment's `squall.limits.max_targets`. An
+    /// action that would exceed it fails before changing anything.
+    #[arg(long, value_name = "N")]
+    pub max_targets: Option<u64>,
+    /// Blast radius as a percentage (0-100) of the pool an action picks
+    /// from; overrides `squall.limits.max_percent`.
+    #[arg(long, value_name = "PERCENT")]
+    pub max_percent: Option<f64>,
 }
 
 #[derive(Debug, Args)]

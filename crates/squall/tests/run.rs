@@ -378,10 +378,33 @@ fn dry_runs_touch_nothing() {
     );
     run.code(0)
         .has("WARNING] Running experiment with dry activities")
-        .has("Pausing after activity for 30s...");
+        .has("Pausing after activity for 30s...")
+        .has("dry run: would write 3 bytes to");
     assert_eq!(sb.read("state"), "healthy\n");
-    assert_eq!(sb.journal()["experiment"]["dry"], "activities");
-    assert!(sb.journal()["run"][0]["output"].is_null());
+    let j = sb.journal();
+    assert_eq!(j["experiment"]["dry"], "activities");
+    // The mutating native action planned instead of acting; the probe and
+    // the process-free rollback were skipped as upstream skips them.
+    assert_eq!(j["run"][0]["output"]["dry"], true);
+    assert!(j["steady_states"]["before"]["probes"][0]["output"].is_null());
+    assert!(
+        !sb.read("journal.ledger.jsonl").contains("\"op\":\"record\""),
+        "a dry run recorded an undo"
+    );
+}
+
+#[test]
+fn blast_radius_options_are_checked() {
+    let sb = Sandbox::new();
+    let exp = corrupt_experiment(&sb, "");
+    sb.run(&["run", exp.to_str().unwrap(), "--max-percent", "150"])
+        .code(2)
+        .has("--max-percent must be between 0 and 100, not 150");
+    assert_eq!(sb.read("state"), "healthy\n");
+    sb.run(&["run", "--help"])
+        .code(0)
+        .has("--max-targets <N>")
+        .has("--max-percent <PERCENT>");
 }
 
 #[test]

@@ -15,11 +15,11 @@ use squall_activity::{
     ActivityCtx, ActivityError, ActivityResult, BoxFuture, Registered, Undo, UndoSpec,
 };
 use squall_core::catalog::{ActivitySpec, ArgSpec, ArgType, Kind};
-use squall_dataplane::flush::{FlushMode, UndoRecord, apply_flush, prepare_flush};
+use squall_dataplane::flush::{FlushMode, UndoRecord, apply_flush, flush_plan, prepare_flush};
 use squall_dataplane::inspect::{inspect_node, stale_from_json};
 use squall_dataplane::restore::{diff_live, restore_from_undo};
 use squall_dataplane::runner::{CommandRunner, PrefixRunner, TokioRunner};
-use squall_dataplane::snapshot::{IptablesConfig, Snapshot, detect_kube_backend};
+use squall_dataplane::snapshot::{IptablesConfig, Snapshot, detect_kube_backend, take_snapshot};
 
 const UNDO_KIND: &str = "squall.dataplane.restore_rules";
 
@@ -189,6 +189,9 @@ fn flush_rules(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<Act
         let netns = netns_arg(&args);
         let runner = node_runner(netns.as_deref());
         let cfg = node_config(runner.as_ref()).await;
+        if ctx.dry {
+            return plan_flush(&ctx, runner.as_ref(), &cfg, mode, netns.as_deref()).await;
+        }
         let path = snapshot_path(&ctx);
         let prepared = prepare_flush(runner.as_ref(), &cfg, mode, &path)
             .await
@@ -202,6 +205,24 @@ fn flush_rules(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<Act
         })?;
         Ok(json!({"mode": report.mode, "commands": report.commands, "snapshot": path}))
     })
+}
+
+/// `--dry`: read the live rules and say which commands the flush would
+/// run; no snapshot file, no undo, no change.
+async fn plan_flush(
+    ctx: &ActivityCtx,
+    runner: &dyn CommandRunner,
+    cfg: &IptablesConfig,
+    mode: FlushMode,
+    netns: Option<&str>,
+) -> ActivityResult {
+    let snapshot = take_snapshot(runner, cfg)
+        .await
+        .map_err(|e| ActivityError::failed(format!("cannot read the rules: {e}")))?;
+    let plan = flush_plan(mode, &snapshot, cfg)
+        .map_err(|e| ActivityError::failed(format!("cannot plan the flush: {e}")))?;
+    let changes: Vec<String> = plan.iter().map(|c| format!("run `{}`", c.display())).collect();
+    ctx.plan(&[target(netns)], &changes)
 }
 
 fn restore_rules(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<ActivityResult> {

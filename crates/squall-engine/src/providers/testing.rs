@@ -89,6 +89,10 @@ fn write_file(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<Acti
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
+        if ctx.dry {
+            let change = format!("write {} bytes to {path}", content.len());
+            return ctx.plan(std::slice::from_ref(&path), &[change]);
+        }
         let previous = match tokio::fs::read_to_string(&path).await {
             Ok(text) => Value::String(text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Value::Null,
@@ -197,6 +201,25 @@ mod tests {
             .unwrap();
         assert_eq!(again["restored"], false);
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "original");
+    }
+
+    #[tokio::test]
+    async fn dry_run_plans_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("app.conf");
+        let mut ctx = Arc::into_inner(crate::providers::test_ctx(dir.path())).unwrap();
+        ctx.dry = true;
+        let out = write_file(
+            Arc::new(ctx),
+            args(json!({"path": file.to_str().unwrap(), "content": "broken"})),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out["dry"], true);
+        assert_eq!(out["changes"][0], format!("write 6 bytes to {}", file.display()));
+        assert!(!file.exists(), "a dry run wrote the file");
+        let ledger = std::fs::read_to_string(dir.path().join("l.jsonl")).unwrap_or_default();
+        assert!(ledger.is_empty(), "a dry run recorded an undo: {ledger}");
     }
 
     #[tokio::test]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use squall_activity::Services;
-use squall_core::model::Provider;
+use squall_core::model::{Limits, Provider};
 use squall_core::status::RunStatus;
 use squall_core::validate::Validated;
 use squall_engine::ledger::default_path;
@@ -62,9 +62,10 @@ fn prepare(
     let doc = read_document(&args.experiment).map_err(|e| e.0)?;
     let vars = load_vars(&args.vars).map_err(|e| e.0)?;
     let name = args.experiment.display().to_string();
-    let validated = validate_experiment(&doc, &vars)
+    let mut validated = validate_experiment(&doc, &vars)
         .map_err(|problems| problems.iter().map(|d| d.render(&name)).collect::<Vec<_>>())?;
     log.info("Experiment looks valid");
+    override_limits(args, &mut validated.experiment.limits)?;
     let runtime = &validated.experiment.runtime;
     let rollback = match args.rollback_strategy {
         Some(r) => Some(rollback_of(r)),
@@ -112,6 +113,24 @@ fn prepare(
         services: Arc::default(),
     };
     Ok((validated, opts))
+}
+
+/// `--max-targets` / `--max-percent` win over the experiment's
+/// `squall.limits`, so an operator can tighten (or loosen) the blast radius
+/// of a shared experiment file without editing it.
+fn override_limits(args: &RunArgs, limits: &mut Limits) -> Result<(), Vec<String>> {
+    if let Some(p) = args.max_percent {
+        if !(0.0..=100.0).contains(&p) {
+            return Err(vec![format!(
+                "--max-percent must be between 0 and 100, not {p}"
+            )]);
+        }
+        limits.max_percent = Some(p);
+    }
+    if let Some(n) = args.max_targets {
+        limits.max_targets = Some(n);
+    }
+    Ok(())
 }
 
 /// Whether any activity is a Kubernetes one (so a connection is needed).

@@ -9,10 +9,15 @@
 
 mod args;
 pub mod connect;
+pub mod deployment;
+pub mod istio;
 pub mod limits;
 pub mod node;
 pub mod pod;
+pub mod probes;
 pub mod select;
+pub mod service;
+pub mod statefulset;
 #[cfg(test)]
 mod testkit;
 
@@ -29,10 +34,51 @@ pub static ACTIVITIES: &[Registered] = &[
     pod::TERMINATE_PODS,
     node::CORDON_NODE,
     node::UNCORDON_NODE,
+    istio::ADD_ABORT_FAULT,
+    istio::ADD_DELAY_FAULT,
+    istio::REMOVE_ABORT_FAULT,
+    istio::REMOVE_DELAY_FAULT,
+    istio::ADD_ABORT_FAULT_RANDOM,
+    istio::ADD_DELAY_FAULT_RANDOM,
+    istio::RESTORE_VIRTUAL_SERVICES,
+    node::DRAIN_NODES,
+    node::DELETE_NODES,
+    pod::READ_POD_LOGS,
+    pod::ALL_PODS_HEALTHY,
+    pod::POD_IS_NOT_AVAILABLE,
+    pod::COUNT_MIN_PODS,
+    deployment::SCALE_DEPLOYMENT,
+    deployment::DELETE_DEPLOYMENT,
+    deployment::ROLLOUT_DEPLOYMENT,
+    deployment::DEPLOYMENT_AVAILABLE_AND_HEALTHY,
+    deployment::DEPLOYMENT_PARTIALLY_AVAILABLE,
+    deployment::DEPLOYMENT_FULLY_AVAILABLE,
+    deployment::DEPLOYMENT_NOT_FULLY_AVAILABLE,
+    statefulset::SCALE_STATEFULSET,
+    statefulset::REMOVE_STATEFULSET,
+    statefulset::STATEFULSET_FULLY_AVAILABLE,
+    statefulset::STATEFULSET_NOT_FULLY_AVAILABLE,
+    service::SERVICE_IS_INITIALIZED,
+    service::DELETE_SERVICE,
+    probes::ALL_MICROSERVICES_HEALTHY,
+    probes::MICROSERVICE_AVAILABLE_AND_HEALTHY,
+    probes::MICROSERVICE_IS_NOT_AVAILABLE,
+    probes::SERVICE_ENDPOINT_IS_INITIALIZED,
+    probes::DEPLOYMENT_IS_FULLY_AVAILABLE,
+    probes::DEPLOYMENT_IS_NOT_FULLY_AVAILABLE,
+    probes::READ_MICROSERVICES_LOGS,
+    probes::KILL_MICROSERVICE,
+    probes::SCALE_MICROSERVICE,
+    probes::REMOVE_SERVICE_ENDPOINT,
 ];
 
 /// Every undo function of this crate, for the engine's registry.
-pub static UNDOS: &[UndoSpec] = &[node::UNDO_UNCORDON];
+pub static UNDOS: &[UndoSpec] = &[
+    node::UNDO_UNCORDON,
+    istio::UNDO_RESTORE,
+    deployment::UNDO_SCALE_DEPLOYMENT,
+    statefulset::UNDO_SCALE_STATEFULSET,
+];
 
 /// A Kubernetes API error as an activity failure (the run goes on).
 pub(crate) fn api_error(e: kube::Error) -> ActivityError {

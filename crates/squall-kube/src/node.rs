@@ -7,7 +7,12 @@
 //! (field selector) and/or label selector, every node when neither is
 //! given, and `failed to find a node that matches selector` when none match.
 //! Cordoning respects `squall.limits` (`max_percent` of the cluster's
-//! nodes) and refuses before touching any node.
+//! nodes) and refuses before touching any node; under `--dry` it only says
+//! which nodes it would cordon.
+//!
+//! `drain_nodes` (cordon, then evict like `kubectl drain`) lives in
+//! [`drain`] and [`evict`], `delete_nodes` in [`delete`], and the node
+//! picking they share (pod filters, seeded `count`) in [`pick`].
 
 use std::sync::Arc;
 
@@ -22,6 +27,14 @@ use squall_core::catalog::{ActivitySpec, ArgSpec, ArgType, Kind};
 use crate::args::opt_str;
 use crate::connect::{Kube, Origin, kube};
 use crate::{api_error, limits};
+
+mod delete;
+mod drain;
+mod evict;
+mod pick;
+
+pub use delete::DELETE_NODES;
+pub use drain::DRAIN_NODES;
 
 /// The `kind` of the uncordon undo in the ledger.
 pub const UNDO_KIND: &str = "chaosk8s.node.uncordon";
@@ -49,7 +62,8 @@ pub const CORDON_NODE: Registered = Registered {
         kind: Kind::Action,
         doc: "Mark nodes unschedulable and return their names. Before each patch an undo that uncordons the node \
               is recorded, so rollbacks and `squall recover` put it back in service; nodes already cordoned are \
-              left as they are after rollback. Refuses before any change when the pick exceeds squall.limits.",
+              left as they are after rollback. Refuses before any change when the pick exceeds squall.limits. \
+              Under --dry it only lists the nodes it would cordon.",
         args: ARGS,
         returns: "list",
         mutating: true,
@@ -125,20 +139,66 @@ fn cordon_node(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<Act
         let kube = kube(&ctx)?;
         let api: Api<Node> = Api::all(kube.client());
         let names = select_nodes(&api, &args).await?;
-        let all = api.list(&ListParams::default()).await.map_err(api_error)?;
-        let targets = limits::Targets {
-            activity: "cordon_node",
-            noun: "nodes",
-            pool: "nodes in the cluster",
-            untouched: "no node was cordoned",
-            picked: names.len(),
-            out_of: all.items.len(),
-        };
-        limits::check(&ctx.limits, &targets)?;
-        for name in &names {
+        let pick = pick::NodePick::every(names);
+        guard(
+            &ctx,
+            &kube.client(),
+            &pick,
+            "cordon_node",
+            "no node was cordoned",
+        )
+        .await?;
+        if ctx.dry {
+            let mut changes = Vec::new();
+            for name in &pick.names {
+                changes.push(cordon_change(&api, name).await?);
+            }
+            return ctx.plan(&pick.names, &changes);
+        }
+        for name in &pick.names {
             cordon_one(&ctx, &kube, &api, name).await?;
         }
-        Ok(json!(names))
+        Ok(json!(pick.names))
+    })
+}
+
+/// The blast-radius check for a pick of nodes, against every node in the
+/// cluster; a random pick's seed is logged first, so even a refused pick
+/// can be replayed.
+async fn guard(
+    ctx: &ActivityCtx,
+    client: &kube::Client,
+    pick: &pick::NodePick,
+    activity: &str,
+    untouched: &str,
+) -> Result<(), ActivityError> {
+    let api: Api<Node> = Api::all(client.clone());
+    let all = api.list(&ListParams::default()).await.map_err(api_error)?;
+    if let Some(seed) = pick.seed {
+        ctx.log.info(&format!(
+            "{activity}: random pick of {} nodes ({}) with seed {seed}",
+            pick.names.len(),
+            pick.names.join(", ")
+        ));
+    }
+    let targets = limits::Targets {
+        activity,
+        noun: "nodes",
+        pool: "nodes in the cluster",
+        untouched,
+        picked: pick.names.len(),
+        out_of: all.items.len(),
+    };
+    limits::check(&ctx.limits, &targets)
+}
+
+/// What cordoning `name` would do, for a dry run (a read-only call).
+async fn cordon_change(api: &Api<Node>, name: &str) -> Result<String, ActivityError> {
+    let node = api.get(name).await.map_err(api_error)?;
+    Ok(if is_cordoned(&node) {
+        format!("leave node {name} cordoned (it already is; no undo recorded)")
+    } else {
+        format!("cordon node {name}")
     })
 }
 

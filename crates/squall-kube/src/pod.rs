@@ -2,7 +2,10 @@
 //! pod functions of chaostoolkit-kubernetes with the same names, arguments,
 //! return values and failure messages (see `reference/ctk-plugins.md` §2.3,
 //! §2.4). Target selection for `terminate_pods` lives in [`select`]; this
-//! file holds the descriptors, the probes and the deletion loop.
+//! file holds the descriptors, the probes and the deletion loop; the
+//! namespace-wide health probes are in `health`, `read_pod_logs` in `logs`.
+//! With `--dry`, `terminate_pods` picks its pods (same seed rules) and
+//! returns the plan instead of deleting them.
 //!
 //! Deleting a pod cannot be undone (its controller recreates a new pod, a
 //! bare pod is gone), so `terminate_pods` records no undo; its safety is
@@ -18,8 +21,16 @@ use squall_core::catalog::{ActivitySpec, ArgSpec, ArgType, Kind};
 use squall_core::subst::py_repr;
 
 use crate::args::{bool_or, int_or, opt_int, opt_str, str_or};
+
+mod health;
+mod logs;
+
 use crate::connect::kube;
 use crate::{api_error, limits, select};
+pub use health::{ALL_PODS_HEALTHY, COUNT_MIN_PODS, POD_IS_NOT_AVAILABLE};
+pub(crate) use health::{all_healthy, not_available};
+pub use logs::READ_POD_LOGS;
+pub(crate) use logs::{read as read_logs, read_logs_spec};
 
 const PROBES: &str = "chaosk8s.pod.probes";
 const ACTIONS: &str = "chaosk8s.pod.actions";
@@ -152,7 +163,8 @@ pub const TERMINATE_PODS: Registered = Registered {
               With neither a selector nor a pattern it picks random pods anywhere in the namespace. A random pick \
               returns {\"pods\": [...], \"seed\": N}; pass `seed: N` to replay it. Refuses before deleting anything \
               when the pick exceeds squall.limits. Records no undo: controllers recreate deleted pods, and a bare pod \
-              cannot be brought back.",
+              cannot be brought back. Dry mode lists the pods it would terminate (with the seed of a random pick) and \
+              deletes nothing.",
         args: select::ARGS,
         returns: "list",
         mutating: true,
@@ -183,7 +195,7 @@ fn name_of(pod: &Pod) -> &str {
 }
 
 /// Fails or returns `false`, as the `raise_on_*` flag says.
-fn verdict(raise: bool, msg: String) -> ActivityResult {
+pub(crate) fn verdict(raise: bool, msg: String) -> ActivityResult {
     if raise {
         Err(ActivityError::Failed(msg))
     } else {
@@ -338,9 +350,28 @@ fn terminate_pods(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<
             out_of: candidates.len(),
         };
         limits::check(&ctx.limits, &targets)?;
+        if ctx.dry {
+            return plan_termination(&ctx, &sel.ns, &pick);
+        }
         delete_pods(&ctx, &sel.ns, &pick.names, grace).await?;
         Ok(pick.output())
     })
+}
+
+/// Dry mode: the pods a real run would delete (a random pick keeps its
+/// seed, so passing it as `seed` replays exactly this pick for real).
+fn plan_termination(ctx: &ActivityCtx, ns: &str, pick: &select::Pick) -> ActivityResult {
+    let targets: Vec<String> = pick.names.iter().map(|n| format!("pod/{ns}/{n}")).collect();
+    let changes: Vec<String> = pick
+        .names
+        .iter()
+        .map(|n| format!("terminate pod {ns}/{n}"))
+        .collect();
+    let mut plan = ctx.plan(&targets, &changes)?;
+    if let Some(seed) = pick.seed {
+        plan["seed"] = json!(seed);
+    }
+    Ok(plan)
 }
 
 /// Deletes pods one after another; the first error stops the loop, and the

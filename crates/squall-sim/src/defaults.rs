@@ -6,6 +6,7 @@
 //! errors chaos experiments actually hit (selectors that do not match the
 //! template, bad replica counts).
 
+use crate::store::Ptr;
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult};
@@ -194,7 +195,7 @@ fn service(store: &mut StoreInner, obj: &mut Value) {
         default_key(p, "targetPort", port);
         if node_ports && p.get("nodePort").and_then(Value::as_i64).is_none() {
             let kept = old.as_ref().and_then(|o| {
-                o.pointer(&format!("/spec/ports/{i}/nodePort"))
+                o.ptr(&format!("/spec/ports/{i}/nodePort"))
                     .and_then(Value::as_i64)
             });
             let n = kept.unwrap_or_else(|| free_node_port(&used, start));
@@ -211,7 +212,7 @@ fn service(store: &mut StoreInner, obj: &mut Value) {
     {
         let kept = old
             .as_ref()
-            .and_then(|o| o.pointer("/spec/clusterIP"))
+            .and_then(|o| o.ptr("/spec/clusterIP"))
             .and_then(Value::as_str)
             .map(ToString::to_string);
         let ip = kept.unwrap_or_else(|| free_cluster_ip(store));
@@ -224,7 +225,7 @@ fn service(store: &mut StoreInner, obj: &mut Value) {
 }
 
 fn node_ports_of(svc: &Value) -> Vec<i64> {
-    svc.pointer("/spec/ports")
+    svc.ptr("/spec/ports")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -261,7 +262,7 @@ pub fn validate(def: &ResourceDef, obj: &Value) -> ApiResult<()> {
             &def.kind, name, &def.group, field, reason, detail,
         ))
     };
-    if let Some(r) = obj.pointer("/spec/replicas")
+    if let Some(r) = obj.ptr("/spec/replicas")
         && r.as_i64().is_none_or(|r| r < 0)
     {
         return invalid(
@@ -273,7 +274,7 @@ pub fn validate(def: &ResourceDef, obj: &Value) -> ApiResult<()> {
     let workload = def.group == "apps";
     if workload {
         let Some(sel) = obj
-            .pointer("/spec/selector")
+            .ptr("/spec/selector")
             .and_then(LabelSelector::from_object)
         else {
             return invalid("spec.selector", "FieldValueRequired", "Required value");
@@ -285,9 +286,9 @@ pub fn validate(def: &ResourceDef, obj: &Value) -> ApiResult<()> {
                 "empty selector is invalid for deployment",
             );
         }
-        if !sel.matches_labels(obj.pointer("/spec/template/metadata/labels")) {
+        if !sel.matches_labels(obj.ptr("/spec/template/metadata/labels")) {
             let labels = obj
-                .pointer("/spec/template/metadata/labels")
+                .ptr("/spec/template/metadata/labels")
                 .cloned()
                 .unwrap_or(json!({}));
             return invalid(
@@ -298,7 +299,7 @@ pub fn validate(def: &ResourceDef, obj: &Value) -> ApiResult<()> {
         }
     }
     if def.group.is_empty() && def.plural == "pods" {
-        let containers = obj.pointer("/spec/containers").and_then(Value::as_array);
+        let containers = obj.ptr("/spec/containers").and_then(Value::as_array);
         if containers.is_none_or(Vec::is_empty) {
             return invalid("spec.containers", "FieldValueRequired", "Required value");
         }

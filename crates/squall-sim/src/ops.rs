@@ -6,6 +6,7 @@
 //! pod deletion and orphaning. The REST layer and the controllers both go
 //! through them, so a controller's writes look exactly like a client's.
 
+use crate::store::Ptr;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -51,11 +52,11 @@ impl DeleteOpts {
         if let Some(p) = body.get("propagationPolicy").and_then(Value::as_str) {
             self.propagation = Some(p.to_string());
         }
-        if let Some(u) = body.pointer("/preconditions/uid").and_then(Value::as_str) {
+        if let Some(u) = body.ptr("/preconditions/uid").and_then(Value::as_str) {
             self.uid = Some(u.to_string());
         }
         if let Some(r) = body
-            .pointer("/preconditions/resourceVersion")
+            .ptr("/preconditions/resourceVersion")
             .and_then(Value::as_str)
         {
             self.resource_version = Some(r.to_string());
@@ -262,7 +263,7 @@ impl StoreInner {
         defaults::validate(def, &next)?;
         if spec_changed(&current, &next) {
             let g = current
-                .pointer("/metadata/generation")
+                .ptr("/metadata/generation")
                 .and_then(Value::as_i64)
                 .unwrap_or(1);
             meta_mut(&mut next).insert("generation".into(), json!(g + 1));
@@ -282,9 +283,9 @@ impl StoreInner {
         if next == current {
             return Ok(current);
         }
-        let deleting = next.pointer("/metadata/deletionTimestamp").is_some();
+        let deleting = next.ptr("/metadata/deletionTimestamp").is_some();
         let no_finalizers = next
-            .pointer("/metadata/finalizers")
+            .ptr("/metadata/finalizers")
             .and_then(Value::as_array)
             .is_none_or(Vec::is_empty);
         let (ns, name) = crate::store::obj_key(&next);
@@ -395,12 +396,12 @@ impl StoreInner {
             return Ok(self.delete_pod(current, opts.grace));
         }
         let has_finalizers = current
-            .pointer("/metadata/finalizers")
+            .ptr("/metadata/finalizers")
             .and_then(Value::as_array)
             .is_some_and(|f| !f.is_empty());
         if has_finalizers {
             let mut next = current.clone();
-            if next.pointer("/metadata/deletionTimestamp").is_none() {
+            if next.ptr("/metadata/deletionTimestamp").is_none() {
                 let ts = self.clock.timestamp();
                 meta_mut(&mut next).insert("deletionTimestamp".into(), json!(ts));
                 meta_mut(&mut next).insert("deletionGracePeriodSeconds".into(), json!(0));
@@ -420,7 +421,7 @@ impl StoreInner {
     pub fn delete_pod(&mut self, pod: Value, grace: Option<i64>) -> Value {
         let (ns, name) = crate::store::obj_key(&pod);
         let spec_grace = pod
-            .pointer("/spec/terminationGracePeriodSeconds")
+            .ptr("/spec/terminationGracePeriodSeconds")
             .and_then(Value::as_i64)
             .unwrap_or(30);
         let grace = grace.unwrap_or(spec_grace).max(0);
@@ -440,7 +441,7 @@ impl StoreInner {
         if !earlier {
             self.pod_deadlines.insert(key, deadline);
         }
-        if pod.pointer("/metadata/deletionTimestamp").is_some() {
+        if pod.ptr("/metadata/deletionTimestamp").is_some() {
             return pod;
         }
         let mut next = pod;
@@ -452,11 +453,7 @@ impl StoreInner {
 
     /// Whether any object names `uid` in its ownerReferences.
     pub fn has_dependents(&self, uid: &str) -> bool {
-        self.resources().iter().any(|d| {
-            self.list(&d.group, &d.plural, None)
-                .iter()
-                .any(|o| owner_uids(o).any(|u| u == uid))
-        })
+        self.index().dependents(uid).next().is_some()
     }
 
     /// Foreground deletion: mark the owner deleting with the `foregroundDeletion`
@@ -500,30 +497,26 @@ impl StoreInner {
 
     /// Removes owner references to `uid` from every object (propagationPolicy=Orphan).
     fn orphan_dependents(&mut self, uid: &str) {
-        let defs: Vec<ResourceDef> = self.resources().to_vec();
-        for d in defs {
-            let owned: Vec<Value> = self
-                .list(&d.group, &d.plural, None)
-                .into_iter()
-                .filter(|o| owner_uids(o).any(|u| u == uid))
-                .cloned()
-                .collect();
-            for mut o in owned {
-                if let Some(refs) = o
-                    .pointer_mut("/metadata/ownerReferences")
-                    .and_then(Value::as_array_mut)
-                {
-                    refs.retain(|r| r["uid"].as_str() != Some(uid));
-                }
-                self.replace(&d.group, &d.plural, o);
+        let owned: Vec<(crate::store::ObjRef, Value)> = self
+            .index()
+            .dependents(uid)
+            .filter_map(|r| Some((r.clone(), Value::clone(self.resolve(r)?))))
+            .collect();
+        for ((group, plural, _, _), mut o) in owned {
+            if let Some(refs) = o
+                .pointer_mut("/metadata/ownerReferences")
+                .and_then(Value::as_array_mut)
+            {
+                refs.retain(|r| r["uid"].as_str() != Some(uid));
             }
+            self.replace(&group, &plural, o);
         }
     }
 }
 
 /// The uids an object's ownerReferences point at.
 pub fn owner_uids(obj: &Value) -> impl Iterator<Item = &str> {
-    obj.pointer("/metadata/ownerReferences")
+    obj.ptr("/metadata/ownerReferences")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -532,7 +525,7 @@ pub fn owner_uids(obj: &Value) -> impl Iterator<Item = &str> {
 
 /// The controller owner reference's uid, if any.
 pub fn controller_uid(obj: &Value) -> Option<&str> {
-    obj.pointer("/metadata/ownerReferences")?
+    obj.ptr("/metadata/ownerReferences")?
         .as_array()?
         .iter()
         .find(|r| r["controller"] == json!(true))?["uid"]
@@ -568,7 +561,7 @@ fn keep_server_fields(current: &Value, obj: &mut Value, def: &ResourceDef, ns: &
         "deletionTimestamp",
         "deletionGracePeriodSeconds",
     ] {
-        match current.pointer(&format!("/metadata/{k}")) {
+        match current.ptr(&format!("/metadata/{k}")) {
             Some(v) => meta.insert(k.into(), v.clone()),
             None => meta.remove(k),
         };

@@ -8,6 +8,7 @@
 //! Directives (`$patch: delete|replace`, `$retainKeys`, `$setElementOrder`) are
 //! honoured where cheap and otherwise dropped.
 
+use crate::store::Ptr;
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ApiResult};
@@ -170,7 +171,7 @@ fn apply_op(target: &mut Value, op: &Value) -> ApiResult<()> {
             add(target, path, v)
         }
         "copy" => {
-            let v = target.pointer(from()?).cloned().ok_or_else(|| {
+            let v = target.ptr(from()?).cloned().ok_or_else(|| {
                 op_error(format!(
                     "copy: path {} not found",
                     from().unwrap_or_default()
@@ -179,7 +180,7 @@ fn apply_op(target: &mut Value, op: &Value) -> ApiResult<()> {
             add(target, path, v)
         }
         "test" => {
-            if target.pointer(path) == Some(&value()?) {
+            if target.ptr(path) == Some(&value()?) {
                 Ok(())
             } else {
                 Err(op_error(format!(

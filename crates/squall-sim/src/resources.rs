@@ -6,6 +6,7 @@
 //! CustomResourceDefinition is created, exactly as the apiserver starts serving
 //! a CRD's group once it is established.
 
+use crate::store::Ptr;
 use serde_json::{Value, json};
 
 /// Verbs for ordinary read-write resources.
@@ -301,10 +302,10 @@ pub fn from_crd(crd: &Value) -> Option<ResourceDef> {
     }
     let has_status = versions
         .iter()
-        .any(|v| v.pointer("/subresources/status").is_some());
+        .any(|v| v.ptr("/subresources/status").is_some());
     let has_scale = versions
         .iter()
-        .any(|v| v.pointer("/subresources/scale").is_some());
+        .any(|v| v.ptr("/subresources/scale").is_some());
     Some(ResourceDef {
         group: str_of(spec, "group")?,
         versions: ordered,

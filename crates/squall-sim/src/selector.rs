@@ -5,6 +5,7 @@
 //! Deployments, Services and PodDisruptionBudgets, and matches objects against
 //! them. Parsing errors become 400 responses, as on a real apiserver.
 
+use crate::store::Ptr;
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ApiResult};
@@ -113,7 +114,16 @@ impl LabelSelector {
 
     /// Matches an object's `metadata.labels`.
     pub fn matches(&self, obj: &Value) -> bool {
-        self.matches_labels(obj.pointer("/metadata/labels"))
+        self.matches_labels(obj.ptr("/metadata/labels"))
+    }
+
+    /// The `key=value` requirements: every match has these labels, so an
+    /// index of objects by label can narrow the candidates.
+    pub fn equalities(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.reqs.iter().filter_map(|r| match r {
+            Req::Eq(k, v) => Some((k.as_str(), v.as_str())),
+            _ => None,
+        })
     }
 }
 
@@ -226,6 +236,17 @@ impl FieldSelector {
     }
 }
 
+impl FieldSelector {
+    /// The value an `=` term requires of `field`, if there is one (every match
+    /// has it, so an index by that field can narrow the candidates).
+    pub fn required(&self, field: &str) -> Option<&str> {
+        self.terms
+            .iter()
+            .find(|(k, eq, _)| *eq && k == field)
+            .map(|(_, _, v)| v.as_str())
+    }
+}
+
 fn field_value(obj: &Value, path: &str) -> String {
     let mut cur = obj;
     for part in path.split('.') {
@@ -311,5 +332,10 @@ mod tests {
         assert!(ok("status.phase!=Pending"));
         assert!(!ok("metadata.name=q"));
         assert!(ok("spec.missing="));
+        let f = FieldSelector::parse("spec.nodeName=node-1,status.phase!=Failed").expect("parse");
+        assert_eq!(f.required("spec.nodeName"), Some("node-1"));
+        assert_eq!(f.required("status.phase"), None);
+        let l = LabelSelector::parse("app=web,env!=dev,tier in (a)").expect("parse");
+        assert_eq!(l.equalities().collect::<Vec<_>>(), [("app", "web")]);
     }
 }

@@ -228,6 +228,25 @@ fn experiment_flushes_and_rolls_back() {
 }
 
 #[test]
+fn dry_run_plans_the_flush_and_touches_nothing() {
+    let Some(node) = Node::new() else { return };
+    let sb = Sandbox::new();
+    let exp = experiment(&sb, &node, 0);
+    sb.run(&["run", exp.to_str().unwrap(), "--dry"])
+        .code(0)
+        .has("dry run: would run `iptables")
+        .has("-t nat -F");
+    assert!(node.has_rules(), "a dry run flushed the rules");
+    let j = sb.journal();
+    assert_eq!(j["run"][0]["output"]["dry"], true);
+    assert!(
+        !sb.read("journal.ledger.jsonl")
+            .contains("\"op\":\"record\""),
+        "a dry run recorded an undo"
+    );
+}
+
+#[test]
 fn experiment_killed_after_the_flush_is_recovered() {
     let Some(node) = Node::new() else { return };
     let sb = Sandbox::new();

@@ -27,6 +27,27 @@ fn terminate_pod_completes_and_the_pod_is_gone() {
 }
 
 #[test]
+fn max_targets_on_the_command_line_refuses_before_deleting() {
+    let sb = Sandbox::new();
+    let cluster = Cluster::start(&sb);
+    cluster.create_pod();
+    let run: Run = sb.run(&[
+        "run",
+        &example("terminate-pod.yaml"),
+        "--kubeconfig",
+        "kube.yaml",
+        "--max-targets",
+        "0",
+    ]);
+    run.code(0)
+        .has("blast radius exceeded: terminate_pods picked 1 pods but squall.limits.max_targets is 0");
+    assert!(
+        !cluster.pod_is_gone_or_terminating(),
+        "the pod was deleted despite --max-targets 0"
+    );
+}
+
+#[test]
 fn terminate_pod_ssh_fails_without_a_pod_and_completes_with_one() {
     let sb = Sandbox::new();
     let cluster = Cluster::start(&sb);

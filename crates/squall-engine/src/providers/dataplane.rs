@@ -221,7 +221,10 @@ async fn plan_flush(
         .map_err(|e| ActivityError::failed(format!("cannot read the rules: {e}")))?;
     let plan = flush_plan(mode, &snapshot, cfg)
         .map_err(|e| ActivityError::failed(format!("cannot plan the flush: {e}")))?;
-    let changes: Vec<String> = plan.iter().map(|c| format!("run `{}`", c.display())).collect();
+    let changes: Vec<String> = plan
+        .iter()
+        .map(|c| format!("run `{}`", c.display()))
+        .collect();
     ctx.plan(&[target(netns)], &changes)
 }
 

@@ -216,7 +216,10 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(out["dry"], true);
-        assert_eq!(out["changes"][0], format!("write 6 bytes to {}", file.display()));
+        assert_eq!(
+            out["changes"][0],
+            format!("write 6 bytes to {}", file.display())
+        );
         assert!(!file.exists(), "a dry run wrote the file");
         let ledger = std::fs::read_to_string(dir.path().join("l.jsonl")).unwrap_or_default();
         assert!(ledger.is_empty(), "a dry run recorded an undo: {ledger}");

@@ -1,5 +1,5 @@
-//! The pod probes and `terminate_pods` run through their `run` functions
-//! against the simulator, on a paused clock.
+//! The pod probes, `read_pod_logs` and `terminate_pods` (real and dry) run
+//! through their `run` functions against the simulator, on a paused clock.
 
 use std::time::Duration;
 
@@ -9,7 +9,8 @@ use serde_json::json;
 use squall_core::model::Limits;
 
 use super::*;
-use crate::testkit::{Bed, args};
+use crate::deployment::workload::defaulted;
+use crate::testkit::Bed;
 
 /// Creates a pod; an unschedulable one (impossible nodeSelector) stays Pending.
 async fn make_pod(client: &kube::Client, name: &str, app: &str, schedulable: bool) {
@@ -44,7 +45,7 @@ async fn run(bed: &Bed, r: &Registered, a: Value) -> ActivityResult {
 }
 
 async fn run_with(bed: &Bed, r: &Registered, a: Value, limits: Limits) -> ActivityResult {
-    (r.run)(bed.ctx(limits), args(a)).await
+    (r.run)(bed.ctx(limits), defaulted(r, a)).await
 }
 
 /// Names of pods that exist and are not being deleted.
@@ -282,4 +283,146 @@ async fn a_failed_delete_stops_and_names_what_was_already_terminated() {
         "Kubernetes API error (404) NotFound: pods \"ghost\" not found (already terminated: web-1)"
     );
     assert_eq!(alive(&bed), ["db-1", "web-2", "web-3"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dry_terminate_plans_the_same_pick_and_deletes_nothing() {
+    let mut bed = cluster().await;
+    bed.dry = true;
+    let a = json!({"label_selector": "app=web", "rand": true, "qty": 2, "grace_period": 0});
+    let plan = run(&bed, &TERMINATE_PODS, a.clone()).await.unwrap();
+    assert_eq!(plan["dry"], json!(true));
+    assert_eq!(alive(&bed), ["db-1", "web-1", "web-2", "web-3"]);
+    let changes = plan["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 2);
+    let seed = plan["seed"].as_i64().unwrap();
+    let logged = bed.log.0.lock().unwrap().clone();
+    assert!(
+        logged
+            .iter()
+            .any(|l| l == &format!("INFO dry run: would {}", changes[0].as_str().unwrap()))
+    );
+    // The real run with the plan's seed terminates exactly the planned pods.
+    bed.dry = false;
+    let mut replay = a;
+    replay["seed"] = json!(seed);
+    let real = run(&bed, &TERMINATE_PODS, replay).await.unwrap();
+    let planned: Vec<String> = changes
+        .iter()
+        .map(|c| {
+            c.as_str()
+                .unwrap()
+                .trim_start_matches("terminate pod default/")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(real["pods"], json!(planned));
+}
+
+#[tokio::test(start_paused = true)]
+async fn dry_terminate_still_checks_the_limits() {
+    let mut bed = cluster().await;
+    bed.dry = true;
+    let limits = Limits {
+        max_targets: Some(1),
+        max_percent: None,
+    };
+    let a = json!({"label_selector": "app=web", "all": true});
+    let err = run_with(&bed, &TERMINATE_PODS, a, limits)
+        .await
+        .unwrap_err();
+    assert!(
+        err.message().starts_with("blast radius exceeded"),
+        "{err:?}"
+    );
+    let plan = run(&bed, &TERMINATE_PODS, json!({"label_selector": "app=db"}))
+        .await
+        .unwrap();
+    assert_eq!(plan["targets"], json!(["pod/default/db-1"]));
+    assert!(plan.get("seed").is_none());
+    assert_eq!(alive(&bed).len(), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn read_pod_logs_returns_each_pods_log_by_name() {
+    let bed = cluster().await;
+    let out = run(
+        &bed,
+        &READ_POD_LOGS,
+        json!({"label_selector": "app=web", "last": "10 minutes", "container_name": "c"}),
+    )
+    .await
+    .unwrap();
+    let logs = out.as_object().unwrap();
+    assert_eq!(logs.keys().collect::<Vec<_>>(), ["web-1", "web-2", "web-3"]);
+    assert!(
+        logs["web-1"]
+            .as_str()
+            .unwrap()
+            .contains("container c of pod default/web-1")
+    );
+    // Upstream's default selector with a name: pods labelled name=<name>.
+    let none = run(&bed, &READ_POD_LOGS, json!({"name": "web"}))
+        .await
+        .unwrap();
+    assert_eq!(none, json!({}));
+    // No name: the `{name}` template is dropped and every pod is read.
+    let all = run(
+        &bed,
+        &READ_POD_LOGS,
+        json!({"label_selector": "name in ({name})"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(all.as_object().unwrap().len(), 4);
+    let bad = run(&bed, &READ_POD_LOGS, json!({"last": "yesterday-ish"})).await;
+    assert!(
+        bad.unwrap_err()
+            .message()
+            .starts_with("cannot understand last")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn all_pods_healthy_looks_at_phases_only() {
+    let bed = cluster().await;
+    let out = run(&bed, &ALL_PODS_HEALTHY, json!({})).await;
+    assert_eq!(out, Err(ActivityError::failed("the system is unhealthy")));
+    let quiet = json!({"raise_on_any_unhealthy": false});
+    assert_eq!(run(&bed, &ALL_PODS_HEALTHY, quiet).await, Ok(json!(false)));
+    assert_eq!(
+        run(&bed, &ALL_PODS_HEALTHY, json!({"ns": "kube-public"})).await,
+        Ok(json!(true))
+    );
+    run(
+        &bed,
+        &TERMINATE_PODS,
+        json!({"name_pattern": "web-3", "grace_period": 0}),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        run(&bed, &ALL_PODS_HEALTHY, json!({})).await,
+        Ok(json!(true))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn pod_is_not_available_and_count_min_pods() {
+    let bed = cluster().await;
+    let a = json!({"name": "web", "label_selector": "app={name}"});
+    assert_eq!(
+        run(&bed, &POD_IS_NOT_AVAILABLE, a).await,
+        Err(ActivityError::failed("pod 'web' is actually running"))
+    );
+    let a = json!({"name": "web", "label_selector": "app={name}", "raise_on_is_available": false});
+    assert_eq!(run(&bed, &POD_IS_NOT_AVAILABLE, a).await, Ok(json!(false)));
+    let a = json!({"name": "ghost", "label_selector": "app={name}"});
+    assert_eq!(run(&bed, &POD_IS_NOT_AVAILABLE, a).await, Ok(json!(true)));
+    let min = |n: i64| json!({"label_selector": "app=web", "min_count": n});
+    assert_eq!(run(&bed, &COUNT_MIN_PODS, min(2)).await, Ok(json!(true)));
+    assert_eq!(run(&bed, &COUNT_MIN_PODS, min(3)).await, Ok(json!(false)));
+    let pending = json!({"label_selector": "app=web", "phase": "Pending", "min_count": 1});
+    assert_eq!(run(&bed, &COUNT_MIN_PODS, pending).await, Ok(json!(true)));
 }

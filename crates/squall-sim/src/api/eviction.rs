@@ -5,6 +5,7 @@
 //! budget is already met; otherwise the budget must allow a disruption or the
 //! answer is 429 `TooManyRequests` with a `DisruptionBudget` cause.
 
+use crate::store::Ptr;
 use bytes::Bytes;
 use http::Response;
 use serde_json::{Value, json};
@@ -46,7 +47,7 @@ fn parse_request(ctx: &Ctx<'_>, name: &str, body: &Bytes) -> ApiResult<Request> 
         dry_run,
         grace: opts.get("gracePeriodSeconds").and_then(Value::as_i64),
         uid: opts
-            .pointer("/preconditions/uid")
+            .ptr("/preconditions/uid")
             .and_then(Value::as_str)
             .map(ToString::to_string),
     })
@@ -113,7 +114,7 @@ enum Decision {
 fn decide(store: &StoreInner, pod: &Value) -> ApiResult<Decision> {
     let phase = str_at(pod, "/status/phase");
     if matches!(phase, "Succeeded" | "Failed" | "Pending")
-        || pod.pointer("/metadata/deletionTimestamp").is_some()
+        || pod.ptr("/metadata/deletionTimestamp").is_some()
     {
         return Ok(Decision::Delete);
     }
@@ -122,7 +123,7 @@ fn decide(store: &StoreInner, pod: &Value) -> ApiResult<Decision> {
         .list("policy", "poddisruptionbudgets", Some(ns))
         .into_iter()
         .filter(|p| {
-            p.pointer("/spec/selector")
+            p.ptr("/spec/selector")
                 .and_then(LabelSelector::from_object)
                 .is_some_and(|s| s.matches(pod))
         })
@@ -173,7 +174,7 @@ fn record_disruption(store: &mut StoreInner, pdb: &Value, pod: &str) {
         next["status"] = json!({});
     }
     let allowed = next
-        .pointer("/status/disruptionsAllowed")
+        .ptr("/status/disruptionsAllowed")
         .and_then(Value::as_i64)
         .unwrap_or(1);
     next["status"]["disruptionsAllowed"] = json!((allowed - 1).max(0));

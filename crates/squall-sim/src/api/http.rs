@@ -6,7 +6,8 @@ use std::convert::Infallible;
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
+use http_body::Frame;
+use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -29,6 +30,41 @@ pub fn json_response(code: u16, v: &Value) -> Response<Body> {
         HeaderValue::from_static("application/json"),
     );
     r
+}
+
+/// A 200 JSON response whose body is produced chunk by chunk, lazily, as the
+/// connection takes it.
+pub fn json_stream_response<I>(chunks: I) -> Response<Body>
+where
+    I: Iterator<Item = Bytes> + Send + 'static,
+{
+    let frames = futures::stream::iter(chunks.map(|b| Ok::<_, Infallible>(Frame::data(b))));
+    let mut r = Response::new(StreamBody::new(frames).boxed_unsync());
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// Serializes `obj` into `out` with `apiVersion` set to `api_version`,
+/// copying the object only when its stored apiVersion differs.
+pub fn write_versioned(out: &mut Vec<u8>, obj: &Value, api_version: &str) {
+    let same =
+        obj.get("apiVersion").and_then(Value::as_str) == Some(api_version) || !obj.is_object();
+    let written = if same {
+        serde_json::to_writer(&mut *out, obj)
+    } else {
+        let mut copy = obj.clone();
+        if let Some(m) = copy.as_object_mut() {
+            m.insert("apiVersion".into(), Value::String(api_version.to_string()));
+        }
+        serde_json::to_writer(&mut *out, &copy)
+    };
+    // Writing a Value into a Vec cannot fail; keep the output valid JSON regardless.
+    if written.is_err() {
+        out.extend_from_slice(b"null");
+    }
 }
 
 /// A `Status` error response (with `Retry-After` when the error carries one).

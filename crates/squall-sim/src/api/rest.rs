@@ -1,11 +1,16 @@
 //! Handlers for the ordinary verbs: get, list, create, update, patch, delete,
 //! deletecollection, plus the `scale` and `log` subresources.
 
+use crate::store::Ptr;
 use bytes::Bytes;
 use http::Response;
 use serde_json::{Value, json};
 
-use super::http::{Body, Query, json_response, text_response};
+use std::sync::Arc;
+
+use super::http::{
+    Body, Query, json_response, json_stream_response, text_response, write_versioned,
+};
 use crate::error::{ApiError, ApiResult, Subject, success_status};
 use crate::ops::{DeleteOpts, Part};
 use crate::patch;
@@ -85,40 +90,64 @@ pub fn list(ctx: &Ctx<'_>, ns: Option<&str>) -> ApiResult<Response<Body>> {
         .filter(|c| !c.is_empty())
         .map(decode_continue)
         .transpose()?;
-    let store = ctx.shared.store.lock();
-    let mut items = Vec::new();
-    let mut next = None;
-    for o in store.list(&ctx.def.group, &ctx.def.plural, ns) {
-        let key = (
-            str_at(o, "/metadata/namespace"),
-            str_at(o, "/metadata/name"),
+    // Under the lock: pick the matching objects (shared, not copied). The
+    // serialization, the expensive part, happens after the lock is released.
+    let (items, more, rv) = {
+        let store = ctx.shared.store.lock();
+        let mut it = store.select(
+            &ctx.def.group,
+            &ctx.def.plural,
+            ns,
+            after.as_ref(),
+            &labels,
+            &fields,
         );
-        if after
-            .as_ref()
-            .is_some_and(|(a_ns, a_name)| key <= (a_ns.as_str(), a_name.as_str()))
-        {
-            continue;
-        }
-        if !labels.matches(o) || !fields.matches(o) {
-            continue;
-        }
-        if limit.is_some_and(|l| items.len() >= l) {
-            next = Some(encode_continue(&items));
-            break;
-        }
-        items.push(ctx.versioned(o.clone()));
+        let items: Vec<Arc<Value>> = match limit {
+            Some(l) => it.by_ref().take(l).cloned().collect(),
+            None => it.by_ref().cloned().collect(),
+        };
+        let more = limit.is_some() && it.next().is_some();
+        (items, more, store.rv())
+    };
+    let mut meta = json!({ "resourceVersion": rv.to_string() });
+    if more {
+        meta["continue"] = json!(encode_continue(&items));
     }
-    let mut meta = json!({ "resourceVersion": store.rv().to_string() });
-    if let Some(c) = next {
-        meta["continue"] = json!(c);
-    }
-    ok(
-        &json!({ "kind": format!("{}List", ctx.def.kind), "apiVersion": ctx.def.api_version(ctx.version), "metadata": meta, "items": items }),
-    )
+    Ok(list_response(ctx, &meta, items))
+}
+
+/// A list answer streamed in chunks of items, each serialized only when the
+/// connection asks for it: a 10,000-pod list never exists as one buffer.
+fn list_response(ctx: &Ctx<'_>, meta: &Value, items: Vec<Arc<Value>>) -> Response<Body> {
+    const CHUNK: usize = 200;
+    let head = format!(
+        "{{\"kind\":{},\"apiVersion\":{},\"metadata\":{},\"items\":[",
+        json!(format!("{}List", ctx.def.kind)),
+        json!(ctx.def.api_version(ctx.version)),
+        meta
+    );
+    let api_version = ctx.def.api_version(ctx.version);
+    let mut rest = items.into_iter().peekable();
+    let mut first = true;
+    let body = std::iter::from_fn(move || {
+        rest.peek()?;
+        let mut out = Vec::with_capacity(CHUNK * 2048);
+        for o in rest.by_ref().take(CHUNK) {
+            if !std::mem::take(&mut first) {
+                out.push(b',');
+            }
+            write_versioned(&mut out, &o, &api_version);
+        }
+        Some(Bytes::from(out))
+    });
+    let chunks = std::iter::once(Bytes::from(head))
+        .chain(body)
+        .chain(std::iter::once(Bytes::from_static(b"]}")));
+    json_stream_response(chunks)
 }
 
 /// Continue tokens are the hex of "namespace/name" of the last item returned.
-fn encode_continue(items: &[Value]) -> String {
+fn encode_continue(items: &[Arc<Value>]) -> String {
     let last = items
         .last()
         .map(|o| {
@@ -318,7 +347,7 @@ pub fn delete_collection(
 
 fn scale_of(obj: &Value) -> Value {
     let selector = obj
-        .pointer("/spec/selector")
+        .ptr("/spec/selector")
         .and_then(LabelSelector::from_object)
         .map(|_| selector_string(obj))
         .unwrap_or_default();
@@ -328,14 +357,14 @@ fn scale_of(obj: &Value) -> Value {
             "name": obj["metadata"]["name"], "namespace": obj["metadata"]["namespace"], "uid": obj["metadata"]["uid"],
             "resourceVersion": obj["metadata"]["resourceVersion"], "creationTimestamp": obj["metadata"]["creationTimestamp"]
         },
-        "spec": { "replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(0)) },
-        "status": { "replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)), "selector": selector }
+        "spec": { "replicas": obj.ptr("/spec/replicas").cloned().unwrap_or(json!(0)) },
+        "status": { "replicas": obj.ptr("/status/replicas").cloned().unwrap_or(json!(0)), "selector": selector }
     })
 }
 
 /// `matchLabels` of a selector in query-string form (what `Scale.status.selector` holds).
 fn selector_string(obj: &Value) -> String {
-    obj.pointer("/spec/selector/matchLabels")
+    obj.ptr("/spec/selector/matchLabels")
         .and_then(Value::as_object)
         .map(|m| {
             m.iter()
@@ -371,10 +400,10 @@ pub fn update_scale(
         None => scale = parse_body(body)?,
         Some(ct) => apply_patch(ctx.def, ct, &mut scale, body)?,
     }
-    let replicas = scale.pointer("/spec/replicas").cloned().unwrap_or(json!(0));
+    let replicas = scale.ptr("/spec/replicas").cloned().unwrap_or(json!(0));
     set_path(&mut obj, &["spec", "replicas"], replicas);
     if let Some(rv) = scale
-        .pointer("/metadata/resourceVersion")
+        .ptr("/metadata/resourceVersion")
         .filter(|v| v.as_str().is_some_and(|s| !s.is_empty()))
     {
         obj["metadata"]["resourceVersion"] = rv.clone();

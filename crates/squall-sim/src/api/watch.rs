@@ -19,7 +19,7 @@ use http_body_util::{BodyExt, StreamBody};
 use serde_json::{Value, json};
 use tokio::sync::broadcast::{self, error::RecvError};
 
-use super::http::Body;
+use super::http::{Body, write_versioned};
 use super::rest::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::selector::{FieldSelector, LabelSelector};
@@ -59,16 +59,18 @@ impl Filter {
             k if now => k,
             _ => return None,
         };
-        Some(self.encode(kind.as_str(), ev.object.clone()))
+        Some(self.encode(kind.as_str(), &ev.object))
     }
 
-    fn encode(&self, kind: &str, mut object: Value) -> Bytes {
-        if let Some(m) = object.as_object_mut() {
-            m.insert("apiVersion".into(), json!(self.api_version));
-        }
-        let mut line =
-            serde_json::to_vec(&json!({ "type": kind, "object": object })).unwrap_or_default();
-        line.push(b'\n');
+    /// `{"type":…,"object":…}` and a newline, serializing the shared object
+    /// in place (no copy unless its apiVersion must change).
+    fn encode(&self, kind: &str, object: &Value) -> Bytes {
+        let mut line = Vec::with_capacity(1024);
+        line.extend_from_slice(b"{\"type\":");
+        let _ = serde_json::to_writer(&mut line, kind);
+        line.extend_from_slice(b",\"object\":");
+        write_versioned(&mut line, object, &self.api_version);
+        line.extend_from_slice(b"}\n");
         Bytes::from(line)
     }
 }
@@ -121,13 +123,13 @@ fn start(
         .get("timeoutSeconds")
         .and_then(|t| t.parse::<u64>().ok())
         .map_or(DEFAULT_TIMEOUT, Duration::from_secs);
-    let store = ctx.shared.store.lock();
     let bookmark_kind = ctx
         .query
         .flag("sendInitialEvents")
         .then_some(ctx.def.kind.as_str());
-    let (rx, queued, done) = initial_events(&store, &filter, since, bookmark_kind);
-    drop(store);
+    // Take the objects or events under the lock; encode them after releasing it.
+    let (rx, initial) = initial_events(&ctx.shared.store.lock(), &filter, since);
+    let (queued, done) = encode_initial(&filter, initial, bookmark_kind);
     let state = State {
         rx,
         queued,
@@ -138,44 +140,71 @@ fn start(
     Ok(stream_response(state))
 }
 
-/// Subscribes and computes the first events: current objects (no version),
-/// replayed history (a version), or a 410 ERROR that ends the stream.
+/// What a watch starts with.
+enum Initial {
+    /// No version: the current matching objects, at this resourceVersion.
+    Objects(Vec<Arc<Value>>, u64),
+    /// A version: retained history after it.
+    Replay(Vec<Arc<Event>>),
+    /// A version older than the history: the 410 Status.
+    Expired(Value),
+}
+
+/// Subscribes and takes the first events: current objects (no version),
+/// replayed history (a version), or a 410 Status that ends the stream.
 fn initial_events(
     store: &StoreInner,
     filter: &Filter,
     since: Option<u64>,
-    bookmark_kind: Option<&str>,
-) -> (broadcast::Receiver<Arc<Event>>, VecDeque<Bytes>, bool) {
-    let mut queued = VecDeque::new();
+) -> (broadcast::Receiver<Arc<Event>>, Initial) {
     let Some(since) = since else {
         let (rx, _) = store.subscribe_since(store.rv());
-        for o in store
-            .list(&filter.group, &filter.resource, filter.ns.as_deref())
-            .into_iter()
+        let objects = store
+            .iter(&filter.group, &filter.resource, filter.ns.as_deref(), None)
             .filter(|o| filter.matches(o))
-        {
-            queued.push_back(filter.encode("ADDED", o.clone()));
-        }
-        if let Some(kind) = bookmark_kind {
-            let bookmark = json!({ "kind": kind, "metadata": { "resourceVersion": store.rv().to_string(), "annotations": { "k8s.io/initial-events-end": "true" } } });
-            queued.push_back(filter.encode("BOOKMARK", bookmark));
-        }
-        return (rx, queued, false);
+            .cloned()
+            .collect();
+        return (rx, Initial::Objects(objects, store.rv()));
     };
     let (rx, replay) = store.subscribe_since(since);
     if let Some(events) = replay {
-        queued.extend(events.iter().filter_map(|e| filter.line(e)));
-        return (rx, queued, false);
+        return (rx, Initial::Replay(events));
     }
     let e = ApiError::expired(format!(
         "too old resource version: {since} ({})",
         store.rv()
     ));
-    let mut line = serde_json::to_vec(&json!({ "type": "ERROR", "object": e.to_status() }))
-        .unwrap_or_default();
-    line.push(b'\n');
-    queued.push_back(Bytes::from(line));
-    (rx, queued, true)
+    (rx, Initial::Expired(e.to_status()))
+}
+
+/// Encodes the first events (outside the store lock); `true` ends the stream.
+fn encode_initial(
+    filter: &Filter,
+    initial: Initial,
+    bookmark_kind: Option<&str>,
+) -> (VecDeque<Bytes>, bool) {
+    let mut queued = VecDeque::new();
+    match initial {
+        Initial::Objects(objects, rv) => {
+            queued.extend(objects.iter().map(|o| filter.encode("ADDED", o)));
+            if let Some(kind) = bookmark_kind {
+                let bookmark = json!({ "kind": kind, "metadata": { "resourceVersion": rv.to_string(), "annotations": { "k8s.io/initial-events-end": "true" } } });
+                queued.push_back(filter.encode("BOOKMARK", &bookmark));
+            }
+            (queued, false)
+        }
+        Initial::Replay(events) => {
+            queued.extend(events.iter().filter_map(|e| filter.line(e)));
+            (queued, false)
+        }
+        Initial::Expired(status) => {
+            let mut line = serde_json::to_vec(&json!({ "type": "ERROR", "object": status }))
+                .unwrap_or_default();
+            line.push(b'\n');
+            queued.push_back(Bytes::from(line));
+            (queued, true)
+        }
+    }
 }
 
 fn stream_response(state: State) -> Response<Body> {

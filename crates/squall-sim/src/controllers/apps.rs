@@ -8,6 +8,9 @@
 //! pods tolerate `unschedulable`). HPAs, having no metrics, hold their target at
 //! `minReplicas` (clamped to `maxReplicas`).
 
+use crate::store::Ptr;
+use std::sync::Arc;
+
 use serde_json::{Value, json};
 
 use super::{owner_ref, pod_active, pod_ready, template_hash};
@@ -15,18 +18,20 @@ use crate::selector::LabelSelector;
 use crate::store::{StoreInner, set_path, str_at};
 
 fn i(v: &Value, ptr: &str) -> i64 {
-    v.pointer(ptr).and_then(Value::as_i64).unwrap_or(0)
+    v.ptr(ptr).and_then(Value::as_i64).unwrap_or(0)
 }
 
-/// Active pods controlled by `owner`.
-fn owned_pods(store: &StoreInner, owner: &Value) -> Vec<Value> {
+/// Active pods controlled by `owner`, from the store's dependents index.
+fn owned_pods(store: &StoreInner, owner: &Value) -> Vec<Arc<Value>> {
     let uid = str_at(owner, "/metadata/uid");
-    store
-        .list("", "pods", Some(str_at(owner, "/metadata/namespace")))
-        .into_iter()
-        .filter(|p| crate::ops::controller_uid(p) == Some(uid) && pod_active(p))
-        .cloned()
-        .collect()
+    let ns = str_at(owner, "/metadata/namespace");
+    let mut pods = store.dependents_of(uid, "", "pods");
+    pods.retain(|p| {
+        crate::ops::controller_uid(p) == Some(uid)
+            && str_at(p, "/metadata/namespace") == ns
+            && pod_active(p)
+    });
+    pods
 }
 
 /// Creates a pod from `owner`'s template with the given name (or generateName prefix).
@@ -124,20 +129,26 @@ fn write_status(store: &mut StoreInner, group: &str, plural: &str, obj: &Value, 
     store.put(group, plural, next);
 }
 
-fn count_ready(pods: &[Value]) -> i64 {
+fn count_ready(pods: &[Arc<Value>]) -> i64 {
     i64::try_from(pods.iter().filter(|p| pod_ready(p)).count()).unwrap_or(0)
 }
 
 /// Keeps every ReplicaSet at its replica count.
 pub fn sync_replicasets(store: &mut StoreInner) {
-    for rs in store.list_owned("apps", "replicasets", None) {
-        if rs.pointer("/metadata/deletionTimestamp").is_some() {
+    for rs in store.list_arcs("apps", "replicasets", None) {
+        if rs.ptr("/metadata/deletionTimestamp").is_some() {
             continue;
+        }
+        if store.over_budget() {
+            return;
         }
         let mut pods = owned_pods(store, &rs);
         let want = i(&rs, "/spec/replicas");
         let have = i64::try_from(pods.len()).unwrap_or(0);
         for _ in have..want {
+            if store.over_budget() {
+                break;
+            }
             create_pod(store, &rs, None, &json!({}), None);
         }
         if have > want {
@@ -150,12 +161,12 @@ pub fn sync_replicasets(store: &mut StoreInner) {
                 )
             });
             for p in pods.drain(..usize::try_from(have - want).unwrap_or(0)) {
-                delete_owned(store, &rs, p);
+                delete_owned(store, &rs, Value::clone(&p));
             }
         }
         let pods = owned_pods(store, &rs);
         let sel = rs
-            .pointer("/spec/selector")
+            .ptr("/spec/selector")
             .and_then(LabelSelector::from_object)
             .unwrap_or_default();
         let labeled = pods.iter().filter(|p| sel.matches(p)).count();
@@ -174,8 +185,8 @@ pub fn sync_replicasets(store: &mut StoreInner) {
 
 /// Keeps StatefulSet ordinal pods.
 pub fn sync_statefulsets(store: &mut StoreInner) {
-    for sts in store.list_owned("apps", "statefulsets", None) {
-        if sts.pointer("/metadata/deletionTimestamp").is_some() {
+    for sts in store.list_arcs("apps", "statefulsets", None) {
+        if sts.ptr("/metadata/deletionTimestamp").is_some() {
             continue;
         }
         let name = str_at(&sts, "/metadata/name").to_string();
@@ -202,8 +213,8 @@ pub fn sync_statefulsets(store: &mut StoreInner) {
             }
         }
         // Scale-down and rolling update, highest ordinal first, one at a time.
-        let all_ready = pods.iter().all(pod_ready);
-        let mut victims: Vec<&Value> = pods
+        let all_ready = pods.iter().all(|p| pod_ready(p));
+        let mut victims: Vec<&Arc<Value>> = pods
             .iter()
             .filter(|p| ordinal(p, &name).is_none_or(|o| o >= want))
             .collect();
@@ -215,7 +226,7 @@ pub fn sync_statefulsets(store: &mut StoreInner) {
         }
         victims.sort_by_key(|p| std::cmp::Reverse(ordinal(p, &name)));
         if let Some(v) = victims.first() {
-            delete_owned(store, &sts, (*v).clone());
+            delete_owned(store, &sts, Value::clone(v));
         }
         let pods = owned_pods(store, &sts);
         let updated = pods
@@ -246,14 +257,14 @@ fn ordinal(pod: &Value, set: &str) -> Option<usize> {
 
 /// Keeps one DaemonSet pod per matching node.
 pub fn sync_daemonsets(store: &mut StoreInner) {
-    let nodes = store.list_owned("", "nodes", None);
-    for ds in store.list_owned("apps", "daemonsets", None) {
-        if ds.pointer("/metadata/deletionTimestamp").is_some() {
+    let nodes = store.list_arcs("", "nodes", None);
+    for ds in store.list_arcs("apps", "daemonsets", None) {
+        if ds.ptr("/metadata/deletionTimestamp").is_some() {
             continue;
         }
         let hash = template_hash(&ds["spec"]["template"]);
         let selector = ds
-            .pointer("/spec/template/spec/nodeSelector")
+            .ptr("/spec/template/spec/nodeSelector")
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
@@ -262,7 +273,7 @@ pub fn sync_daemonsets(store: &mut StoreInner) {
             .filter(|n| {
                 selector
                     .iter()
-                    .all(|(k, v)| n.pointer("/metadata/labels").and_then(|l| l.get(k)) == Some(v))
+                    .all(|(k, v)| n.ptr("/metadata/labels").and_then(|l| l.get(k)) == Some(v))
             })
             .map(|n| str_at(n, "/metadata/name"))
             .collect();
@@ -282,8 +293,8 @@ pub fn sync_daemonsets(store: &mut StoreInner) {
             !eligible.contains(&str_at(p, "/spec/nodeName"))
                 || str_at(p, "/metadata/labels/controller-revision-hash") != hash
         });
-        if let Some(p) = stale.filter(|_| pods.iter().all(pod_ready)) {
-            delete_owned(store, &ds, p.clone());
+        if let Some(p) = stale.filter(|_| pods.iter().all(|p| pod_ready(p))) {
+            delete_owned(store, &ds, Value::clone(p));
         }
         let pods = owned_pods(store, &ds);
         let updated = pods
@@ -316,11 +327,11 @@ pub fn sync_hpas(store: &mut StoreInner) {
             _ => continue,
         };
         let min = hpa
-            .pointer("/spec/minReplicas")
+            .ptr("/spec/minReplicas")
             .and_then(Value::as_i64)
             .unwrap_or(1);
         let max = hpa
-            .pointer("/spec/maxReplicas")
+            .ptr("/spec/maxReplicas")
             .and_then(Value::as_i64)
             .unwrap_or(min)
             .max(1);

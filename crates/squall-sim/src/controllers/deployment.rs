@@ -5,6 +5,7 @@
 //! replicas / updated / ready / available counts, observedGeneration and the
 //! Available and Progressing conditions that `kubectl rollout status` reads.
 
+use crate::store::Ptr;
 use serde_json::{Value, json};
 
 use super::{int_or_percent, owner_ref, set_condition, template_hash};
@@ -13,14 +14,17 @@ use crate::store::{StoreInner, set_path, str_at};
 const REVISION: &str = "deployment.kubernetes.io/revision";
 
 fn i(v: &Value, ptr: &str) -> i64 {
-    v.pointer(ptr).and_then(Value::as_i64).unwrap_or(0)
+    v.ptr(ptr).and_then(Value::as_i64).unwrap_or(0)
 }
 
 /// Reconciles every Deployment.
 pub fn sync(store: &mut StoreInner) {
-    for d in store.list_owned("apps", "deployments", None) {
-        if d.pointer("/metadata/deletionTimestamp").is_some()
-            || d.pointer("/spec/paused") == Some(&json!(true))
+    for d in store.list_arcs("apps", "deployments", None) {
+        if store.over_budget() {
+            return;
+        }
+        if d.ptr("/metadata/deletionTimestamp").is_some()
+            || d.ptr("/spec/paused") == Some(&json!(true))
         {
             continue;
         }
@@ -28,17 +32,15 @@ pub fn sync(store: &mut StoreInner) {
     }
 }
 
+/// ReplicaSets controlled by `d`, in name order, from the dependents index.
 fn owned_sets(store: &StoreInner, d: &Value) -> Vec<Value> {
     let uid = str_at(d, "/metadata/uid");
     store
-        .list(
-            "apps",
-            "replicasets",
-            Some(str_at(d, "/metadata/namespace")),
-        )
+        .dependents_of(uid, "apps", "replicasets")
         .into_iter()
         .filter(|rs| crate::ops::controller_uid(rs) == Some(uid))
-        .cloned()
+        .filter(|rs| str_at(rs, "/metadata/namespace") == str_at(d, "/metadata/namespace"))
+        .map(std::sync::Arc::unwrap_or_clone)
         .collect()
 }
 
@@ -53,7 +55,7 @@ fn reconcile(store: &mut StoreInner, d: &Value) {
         let revision = sets
             .iter()
             .filter_map(|rs| {
-                rs.pointer(&format!(
+                rs.ptr(&format!(
                     "/metadata/annotations/{}",
                     REVISION.replace('/', "~1")
                 ))
@@ -152,7 +154,7 @@ fn recreate(store: &mut StoreInner, d: &Value, replicas: i64, new: &Value, old: 
 
 fn rolling(store: &mut StoreInner, d: &Value, replicas: i64, new: &Value, old: &[Value]) {
     let ru = d
-        .pointer("/spec/strategy/rollingUpdate")
+        .ptr("/spec/strategy/rollingUpdate")
         .cloned()
         .unwrap_or(json!({}));
     let surge = int_or_percent(ru.get("maxSurge").unwrap_or(&json!("25%")), replicas, true);
@@ -193,13 +195,13 @@ fn rolling(store: &mut StoreInner, d: &Value, replicas: i64, new: &Value, old: &
 /// Deletes empty old ReplicaSets beyond `revisionHistoryLimit`, oldest first.
 fn prune(store: &mut StoreInner, d: &Value, old: &[Value]) {
     let limit = usize::try_from(
-        d.pointer("/spec/revisionHistoryLimit")
+        d.ptr("/spec/revisionHistoryLimit")
             .and_then(Value::as_i64)
             .unwrap_or(10),
     )
     .unwrap_or(10);
     let rev = |rs: &Value| {
-        rs.pointer(&format!(
+        rs.ptr(&format!(
             "/metadata/annotations/{}",
             REVISION.replace('/', "~1")
         ))
@@ -251,7 +253,7 @@ fn write_status(store: &mut StoreInner, d: &Value, new_name: &str) {
         updated: new.map_or(0, |rs| i(rs, "/status/replicas")),
         new_ready: new.map_or(0, |rs| i(rs, "/status/readyReplicas")),
         max_unavailable: int_or_percent(
-            d.pointer("/spec/strategy/rollingUpdate/maxUnavailable")
+            d.ptr("/spec/strategy/rollingUpdate/maxUnavailable")
                 .unwrap_or(&json!("25%")),
             desired,
             false,
@@ -269,7 +271,7 @@ fn write_status(store: &mut StoreInner, d: &Value, new_name: &str) {
     s["unavailableReplicas"] = json!((c.total - c.ready).max(0));
     set_conditions(&mut next, &c, new_name, &now);
     let pointer = format!("/metadata/annotations/{}", REVISION.replace('/', "~1"));
-    if let Some(rev) = new.and_then(|rs| rs.pointer(&pointer)).cloned() {
+    if let Some(rev) = new.and_then(|rs| rs.ptr(&pointer)).cloned() {
         set_path(&mut next, &["metadata", "annotations", REVISION], rev);
     }
     // Conditions carry lastUpdateTime; only write when something other than it changed.

@@ -4,58 +4,152 @@
 //! pods appear only in slices, with `serving`/`terminating` conditions, which
 //! is what kube-proxy and stale-rule detection read.
 
+use crate::store::Ptr;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
 use serde_json::{Value, json};
 
 use super::{owner_ref, pod_ready};
-use crate::selector::LabelSelector;
-use crate::store::{StoreInner, str_at};
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::store::{ObjKey, StoreInner, str_at};
 
 const SERVICE_NAME: &str = "kubernetes.io/service-name";
 const MANAGED_BY: &str = "endpointslice.kubernetes.io/managed-by";
 
-/// Reconciles Endpoints and EndpointSlices of every selecting Service.
-pub fn sync(store: &mut StoreInner) {
-    let services = store.list_owned("", "services", None);
-    for svc in &services {
-        let Some(sel) = svc
-            .pointer("/spec/selector")
-            .and_then(Value::as_object)
-            .filter(|m| !m.is_empty())
-        else {
-            continue;
-        };
-        let sel = LabelSelector::from_map(sel);
-        let ns = str_at(svc, "/metadata/namespace");
-        let pods: Vec<Value> = store
-            .list("", "pods", Some(ns))
-            .into_iter()
-            .filter(|p| {
-                sel.matches(p)
-                    && !str_at(p, "/status/podIP").is_empty()
-                    && !matches!(str_at(p, "/status/phase"), "Succeeded" | "Failed")
-            })
-            .cloned()
-            .collect();
-        endpoints(store, svc, &pods);
-        slice(store, svc, &pods);
-    }
-    // Endpoints of deleted services go too (slices are garbage-collected through ownerReferences).
-    for ep in store.list_owned("", "endpoints", None) {
-        let (ns, name) = crate::store::obj_key(&ep);
-        let managed = ep
-            .pointer("/metadata/labels/endpoints.kubernetes.io/managed-by")
-            .is_some();
-        if managed && store.get("", "services", &ns, &name).is_none() {
-            store.remove("", "endpoints", &ns, &name);
+/// The endpoints controller's memory: for each Service, a fingerprint of
+/// everything its Endpoints and EndpointSlice are computed from (the
+/// Service, its selected pods, the two objects themselves and the nodes'
+/// zones, by resourceVersion). A Service whose fingerprint did not change is
+/// skipped, so a settled Service costs an index lookup per pass instead of
+/// rebuilding and comparing one address per pod.
+#[derive(Default)]
+pub struct Endpoints {
+    seen: HashMap<ObjKey, u64>,
+}
+
+impl Endpoints {
+    /// Reconciles Endpoints and EndpointSlices of every selecting Service.
+    pub fn sync(&mut self, store: &mut StoreInner) {
+        let services = store.list_arcs("", "services", None);
+        let nodes = fingerprint_nodes(store);
+        let mut live = HashSet::new();
+        for svc in &services {
+            let Some(sel) = svc
+                .ptr("/spec/selector")
+                .and_then(Value::as_object)
+                .filter(|m| !m.is_empty())
+            else {
+                continue;
+            };
+            if store.over_budget() {
+                return;
+            }
+            let key = crate::store::obj_key(svc);
+            live.insert(key.clone());
+            let pods = selected_pods(store, svc, &LabelSelector::from_map(sel));
+            let print = fingerprint(store, svc, &pods, nodes);
+            if self.seen.get(&key) == Some(&print) {
+                continue;
+            }
+            endpoints(store, svc, &pods);
+            slice(store, svc, &pods);
+            // Fingerprint what was written, so the next pass sees it unchanged.
+            let print = fingerprint(store, svc, &pods, nodes);
+            self.seen.insert(key, print);
         }
+        self.seen.retain(|k, _| live.contains(k));
+        remove_orphaned_endpoints(store);
     }
+}
+
+/// Pods a Service selects that have an address and are not finished.
+fn selected_pods(store: &StoreInner, svc: &Value, sel: &LabelSelector) -> Vec<Arc<Value>> {
+    let ns = str_at(svc, "/metadata/namespace");
+    let everything = FieldSelector::default();
+    store
+        .select("", "pods", Some(ns), None, sel, &everything)
+        .filter(|p| {
+            !str_at(p, "/status/podIP").is_empty()
+                && !matches!(str_at(p, "/status/phase"), "Succeeded" | "Failed")
+        })
+        .cloned()
+        .collect()
+}
+
+/// Endpoints of deleted services go too (slices are garbage-collected through ownerReferences).
+fn remove_orphaned_endpoints(store: &mut StoreInner) {
+    let orphaned: Vec<ObjKey> = store
+        .iter("", "endpoints", None, None)
+        .filter(|ep| {
+            ep.ptr("/metadata/labels/endpoints.kubernetes.io~1managed-by")
+                .is_some()
+        })
+        .map(|ep| crate::store::obj_key(ep))
+        .filter(|(ns, name)| store.get("", "services", ns, name).is_none())
+        .collect();
+    for (ns, name) in orphaned {
+        store.remove("", "endpoints", &ns, &name);
+    }
+}
+
+fn rv(o: &Value) -> &str {
+    str_at(o, "/metadata/resourceVersion")
+}
+
+/// A hash of the nodes' resourceVersions (zones come from node labels).
+fn fingerprint_nodes(store: &StoreInner) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    for n in store.iter("", "nodes", None, None) {
+        rv(n).hash(&mut h);
+    }
+    h.finish()
+}
+
+/// A hash of the inputs and outputs of one Service's endpoints.
+fn fingerprint(store: &StoreInner, svc: &Value, pods: &[Arc<Value>], nodes: u64) -> u64 {
+    let (ns, name) = crate::store::obj_key(svc);
+    let mut h = std::hash::DefaultHasher::new();
+    nodes.hash(&mut h);
+    rv(svc).hash(&mut h);
+    for p in pods {
+        (str_at(p, "/metadata/name"), rv(p)).hash(&mut h);
+    }
+    store.get("", "endpoints", &ns, &name).map(rv).hash(&mut h);
+    find_slice(store, svc).as_deref().map(rv).hash(&mut h);
+    h.finish()
+}
+
+/// The Service's EndpointSlice (owned by it and labelled with its name).
+fn find_slice(store: &StoreInner, svc: &Value) -> Option<Arc<Value>> {
+    let name = str_at(svc, "/metadata/name");
+    let label = format!("/metadata/labels/{}", SERVICE_NAME.replace('/', "~1"));
+    let owned = store.dependents_of(
+        str_at(svc, "/metadata/uid"),
+        "discovery.k8s.io",
+        "endpointslices",
+    );
+    if let Some(s) = owned.into_iter().find(|s| str_at(s, &label) == name) {
+        return Some(s);
+    }
+    // A slice that lost its owner reference is still the Service's, by label.
+    store
+        .iter(
+            "discovery.k8s.io",
+            "endpointslices",
+            Some(str_at(svc, "/metadata/namespace")),
+            None,
+        )
+        .find(|s| str_at(s, &label) == name)
+        .cloned()
 }
 
 /// Resolves a service port's targetPort against a pod (named ports look up container ports).
 fn target_port(port: &Value, pod: Option<&Value>) -> Value {
     match &port["targetPort"] {
         Value::String(name) => pod
-            .and_then(|p| p.pointer("/spec/containers"))
+            .and_then(|p| p.ptr("/spec/containers"))
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
@@ -68,7 +162,7 @@ fn target_port(port: &Value, pod: Option<&Value>) -> Value {
 }
 
 fn ports(svc: &Value, pod: Option<&Value>) -> Vec<Value> {
-    svc.pointer("/spec/ports")
+    svc.ptr("/spec/ports")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -89,11 +183,12 @@ fn address(pod: &Value) -> Value {
     })
 }
 
-fn endpoints(store: &mut StoreInner, svc: &Value, pods: &[Value]) {
+fn endpoints(store: &mut StoreInner, svc: &Value, pods: &[Arc<Value>]) {
     let (ns, name) = crate::store::obj_key(svc);
     let live: Vec<&Value> = pods
         .iter()
-        .filter(|p| p.pointer("/metadata/deletionTimestamp").is_none())
+        .filter(|p| p.ptr("/metadata/deletionTimestamp").is_none())
+        .map(|p| &**p)
         .collect();
     let ready: Vec<Value> = live
         .iter()
@@ -135,19 +230,19 @@ fn endpoints(store: &mut StoreInner, svc: &Value, pods: &[Value]) {
     }
 }
 
-fn slice(store: &mut StoreInner, svc: &Value, pods: &[Value]) {
+fn slice(store: &mut StoreInner, svc: &Value, pods: &[Arc<Value>]) {
     let (ns, name) = crate::store::obj_key(svc);
     let zone_of = |node: &str| {
         store
             .get("", "nodes", "", node)
-            .and_then(|n| n.pointer("/metadata/labels/topology.kubernetes.io~1zone"))
+            .and_then(|n| n.ptr("/metadata/labels/topology.kubernetes.io~1zone"))
             .cloned()
     };
     let eps: Vec<Value> = pods
         .iter()
         .map(|p| {
             let ready = pod_ready(p);
-            let terminating = p.pointer("/metadata/deletionTimestamp").is_some();
+            let terminating = p.ptr("/metadata/deletionTimestamp").is_some();
             let mut ep = json!({
                 "addresses": [p["status"]["podIP"]],
                 "conditions": { "ready": ready && !terminating, "serving": ready || (terminating && str_at(p, "/status/phase") == "Running"), "terminating": terminating },
@@ -160,18 +255,8 @@ fn slice(store: &mut StoreInner, svc: &Value, pods: &[Value]) {
             ep
         })
         .collect();
-    let ports = ports(svc, pods.first());
-    let existing = store
-        .list("discovery.k8s.io", "endpointslices", Some(&ns))
-        .into_iter()
-        .find(|s| {
-            str_at(
-                s,
-                &format!("/metadata/labels/{}", SERVICE_NAME.replace('/', "~1")),
-            ) == name
-        })
-        .cloned();
-    match existing {
+    let ports = ports(svc, pods.first().map(|p| &**p));
+    match find_slice(store, svc).map(Arc::unwrap_or_clone) {
         Some(mut s) => {
             s["endpoints"] = json!(eps);
             s["ports"] = json!(ports);

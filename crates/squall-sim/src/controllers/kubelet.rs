@@ -6,7 +6,9 @@
 //! Pods bound to a node that no longer exists are deleted, so controllers
 //! recreate them elsewhere; pods on a NotReady node lose readiness.
 
+use crate::store::Ptr;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -14,6 +16,9 @@ use serde_json::{Value, json};
 use super::{condition_true, set_condition};
 use crate::error::{ApiError, ApiResult, Subject};
 use crate::store::{StoreInner, set_path, str_at};
+
+/// Nodes by name, shared with the store.
+type Nodes = HashMap<String, Arc<Value>>;
 
 /// Per-pod timing state.
 #[derive(Default)]
@@ -30,30 +35,47 @@ impl Kubelet {
     pub fn sync(&mut self, store: &mut StoreInner) -> Option<Duration> {
         let now = store.clock.now();
         let ts = store.clock.timestamp();
-        let nodes: HashMap<String, Value> = store
-            .list("", "nodes", None)
-            .into_iter()
+        let nodes: Nodes = store
+            .iter("", "nodes", None, None)
             .map(|n| (str_at(n, "/metadata/name").to_string(), n.clone()))
             .collect();
-        let mut live = HashSet::new();
-        let mut work = Vec::new();
-        for p in store.list("", "pods", None) {
-            live.insert(str_at(p, "/metadata/uid").to_string());
-            if !settled(store, p, &nodes, now) {
-                work.push(p.clone());
-            }
+        // Settled pods, and pods waiting for a transition that is not due yet,
+        // are skipped without a copy; only pods with work are cloned.
+        let work: Vec<Arc<Value>> = store
+            .iter("", "pods", None, None)
+            .filter(|p| !settled(store, p, &nodes, now) && !self.waiting(store, p, &nodes, now))
+            .cloned()
+            .collect();
+        self.bound_at.retain(|uid, _| store.uid_live(uid));
+        self.killing.retain(|uid| store.uid_live(uid));
+        let gone: Vec<String> = store
+            .restarts
+            .keys()
+            .filter(|uid| !store.uid_live(uid))
+            .cloned()
+            .collect();
+        for uid in gone {
+            store.restarts.remove(&uid);
         }
-        self.bound_at.retain(|uid, _| live.contains(uid));
-        self.killing.retain(|uid| live.contains(uid));
-        store.restarts.retain(|uid, _| live.contains(uid));
         for pod in work {
-            self.step(store, pod, &nodes, now, &ts);
+            if store.over_budget() {
+                return Some(now);
+            }
+            self.step(store, Arc::unwrap_or_clone(pod), &nodes, now, &ts);
         }
         store
-            .list("", "pods", None)
-            .into_iter()
+            .iter("", "pods", None, None)
             .filter_map(|p| self.due(store, p, &nodes, now))
             .min()
+    }
+
+    /// Whether an unsettled pod has nothing to do before its next transition:
+    /// it is known (bound earlier), not terminating, and the transition is
+    /// still ahead. Its current state was written when it was last stepped.
+    fn waiting(&self, store: &StoreInner, pod: &Value, nodes: &Nodes, now: Duration) -> bool {
+        pod.ptr("/metadata/deletionTimestamp").is_none()
+            && self.bound_at.contains_key(str_at(pod, "/metadata/uid"))
+            && self.due(store, pod, nodes, now).is_some_and(|at| at > now)
     }
 
     /// When a pod that is not settled next changes on its own (in the past = now).
@@ -61,7 +83,7 @@ impl Kubelet {
         &self,
         store: &StoreInner,
         pod: &Value,
-        nodes: &HashMap<String, Value>,
+        nodes: &Nodes,
         now: Duration,
     ) -> Option<Duration> {
         if settled(store, pod, nodes, now) {
@@ -70,7 +92,7 @@ impl Kubelet {
         if !nodes.contains_key(str_at(pod, "/spec/nodeName")) {
             return Some(now);
         }
-        if pod.pointer("/metadata/deletionTimestamp").is_some() {
+        if pod.ptr("/metadata/deletionTimestamp").is_some() {
             return Some(
                 store
                     .pod_deadlines
@@ -92,21 +114,14 @@ impl Kubelet {
         Some((bound + t.start + t.ready).max(restart))
     }
 
-    fn step(
-        &mut self,
-        store: &mut StoreInner,
-        pod: Value,
-        nodes: &HashMap<String, Value>,
-        now: Duration,
-        ts: &str,
-    ) {
+    fn step(&mut self, store: &mut StoreInner, pod: Value, nodes: &Nodes, now: Duration, ts: &str) {
         let key = crate::store::obj_key(&pod);
         let Some(node) = nodes.get(str_at(&pod, "/spec/nodeName")) else {
             // Pod GC: the node is gone, so is the pod (no grace).
             store.remove("", "pods", &key.0, &key.1);
             return;
         };
-        if pod.pointer("/metadata/deletionTimestamp").is_some() {
+        if pod.ptr("/metadata/deletionTimestamp").is_some() {
             let due = store.pod_deadlines.get(&key).copied().unwrap_or_default();
             // A kubelet that is down cannot confirm termination: stuck Terminating.
             if !condition_true(node, "Ready") {
@@ -139,7 +154,7 @@ impl Kubelet {
 /// Whether the kubelet has nothing to do for a pod until something is written:
 /// unscheduled or finished pods, and running pods whose readiness matches
 /// their node's and that are not inside a restart window.
-fn settled(store: &StoreInner, pod: &Value, nodes: &HashMap<String, Value>, now: Duration) -> bool {
+fn settled(store: &StoreInner, pod: &Value, nodes: &Nodes, now: Duration) -> bool {
     let node_name = str_at(pod, "/spec/nodeName");
     if node_name.is_empty() || matches!(str_at(pod, "/status/phase"), "Succeeded" | "Failed") {
         return true;
@@ -147,7 +162,7 @@ fn settled(store: &StoreInner, pod: &Value, nodes: &HashMap<String, Value>, now:
     let Some(node) = nodes.get(node_name) else {
         return false;
     };
-    if pod.pointer("/metadata/deletionTimestamp").is_some() {
+    if pod.ptr("/metadata/deletionTimestamp").is_some() {
         return !condition_true(node, "Ready");
     }
     if str_at(pod, "/status/phase") != "Running" {
@@ -158,7 +173,7 @@ fn settled(store: &StoreInner, pod: &Value, nodes: &HashMap<String, Value>, now:
         .get(str_at(pod, "/metadata/uid"))
         .is_some_and(|at| now < *at + store.timing.ready);
     let has_statuses = pod
-        .pointer("/status/containerStatuses")
+        .ptr("/status/containerStatuses")
         .is_some_and(Value::is_array);
     has_statuses && !restarting && condition_true(pod, "Ready") == condition_true(node, "Ready")
 }
@@ -166,7 +181,7 @@ fn settled(store: &StoreInner, pod: &Value, nodes: &HashMap<String, Value>, now:
 /// One kubelet event per container (`Started`, `Killing`).
 fn container_events(store: &mut StoreInner, pod: &Value, reason: &str, verb: &str) {
     let names: Vec<String> = pod
-        .pointer("/spec/containers")
+        .ptr("/spec/containers")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -192,12 +207,12 @@ fn advance(store: &mut StoreInner, mut pod: Value, node: &Value, age: Duration, 
     }
     if str_at(&pod, "/status/phase") != "Running" {
         let host = node
-            .pointer("/status/addresses")
+            .ptr("/status/addresses")
             .and_then(Value::as_array)
             .and_then(|a| a.iter().find(|x| x["type"] == "InternalIP"))
             .map_or(json!(""), |a| a["address"].clone());
         // Host-network pods (kube-proxy) share the node's address.
-        let ip = if pod.pointer("/spec/hostNetwork") == Some(&json!(true)) {
+        let ip = if pod.ptr("/spec/hostNetwork") == Some(&json!(true)) {
             host.as_str().unwrap_or_default().to_string()
         } else {
             pod_ip(store, node)
@@ -240,15 +255,12 @@ fn advance(store: &mut StoreInner, mut pod: Value, node: &Value, age: Duration, 
 }
 
 fn container_statuses(pod: &Value, ready: bool) -> Value {
-    let started = pod
-        .pointer("/status/startTime")
-        .cloned()
-        .unwrap_or(Value::Null);
+    let started = pod.ptr("/status/startTime").cloned().unwrap_or(Value::Null);
     let previous = pod
-        .pointer("/status/containerStatuses")
+        .ptr("/status/containerStatuses")
         .and_then(Value::as_array);
     let statuses: Vec<Value> = pod
-        .pointer("/spec/containers")
+        .ptr("/spec/containers")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -256,7 +268,7 @@ fn container_statuses(pod: &Value, ready: bool) -> Value {
             let name = c["name"].clone();
             let prev = previous.and_then(|p| p.iter().find(|s| s["name"] == name));
             let restarts = prev.and_then(|s| s["restartCount"].as_i64()).unwrap_or(0);
-            let started_at = prev.and_then(|s| s.pointer("/state/running/startedAt")).cloned().unwrap_or_else(|| started.clone());
+            let started_at = prev.and_then(|s| s.ptr("/state/running/startedAt")).cloned().unwrap_or_else(|| started.clone());
             let mut status = json!({
                 "name": name, "image": c["image"], "imageID": format!("sim://{}", c["image"].as_str().unwrap_or_default()),
                 "containerID": format!("containerd://{}", str_at(pod, "/metadata/uid").replace('-', "")),
@@ -303,11 +315,9 @@ fn pod_ip(store: &mut StoreInner, node: &Value) -> String {
         .map_or("10.244.0", |(p, _)| p)
         .to_string();
     let start = store.random_below(200);
-    let used: HashSet<&str> = store
-        .list("", "pods", None)
-        .iter()
-        .map(|p| str_at(p, "/status/podIP"))
-        .collect();
+    // Addresses in this node's CIDR belong to pods bound to this node.
+    let on_node = store.pods_on_node(str_at(node, "/metadata/name"));
+    let used: HashSet<&str> = on_node.iter().map(|p| str_at(p, "/status/podIP")).collect();
     (0..253u64)
         .map(|i| format!("{prefix}.{}", (start + i) % 253 + 2))
         .find(|ip| !used.contains(ip.as_str()))
@@ -335,7 +345,7 @@ pub fn restart_container(
         .cloned()
         .ok_or_else(|| ApiError::not_found(subject))?;
     if str_at(&pod, "/status/phase") != "Running"
-        || pod.pointer("/metadata/deletionTimestamp").is_some()
+        || pod.ptr("/metadata/deletionTimestamp").is_some()
     {
         return Err(ApiError::conflict(subject, "the pod is not running"));
     }
@@ -390,7 +400,7 @@ fn restart_statuses(
             continue;
         }
         let started = cs
-            .pointer("/state/running/startedAt")
+            .ptr("/state/running/startedAt")
             .cloned()
             .unwrap_or(Value::Null);
         let count = cs["restartCount"].as_i64().unwrap_or(0) + 1;

@@ -1,10 +1,17 @@
 //! Controllers: the reconcilers that make the simulated cluster behave.
 //!
-//! They all run in one tokio task, synchronously, under the store lock, one
-//! pass after another until a pass changes nothing; then the task sleeps until
-//! a client writes (the store is poked) or a tick elapses (time-based
-//! transitions: readiness, graceful termination). Running them in one place
-//! under one lock keeps every run deterministic for a given seed.
+//! They all run in one tokio task, one pass after another until a pass
+//! changes nothing; then the task sleeps until a client writes (the store is
+//! poked) or a tick elapses (time-based transitions: readiness, graceful
+//! termination). Running them in one place keeps every run deterministic for
+//! a given seed.
+//!
+//! Each controller of a pass is one *step* under the store lock, and a step
+//! stops after [`crate::store::WRITE_BUDGET`] writes: between steps the lock
+//! is released (and waiting API requests go first), so the API answers while
+//! 10,000 pods are being created. Controllers are level-triggered (they
+//! compute what to do from the current state, through the store's indexes),
+//! so a step that stops early simply continues in the next pass.
 
 mod apps;
 mod deployment;
@@ -15,14 +22,14 @@ mod nodes;
 pub mod pdb;
 mod scheduler;
 
-use std::collections::HashSet;
+use crate::store::Ptr;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use crate::resources::ResourceDef;
-use crate::store::{Store, StoreInner, str_at};
+use crate::store::{ObjRef, Store, StoreInner, str_at};
 
 /// Upper bound on passes per wake-up, so a controller bug cannot spin forever.
 const MAX_PASSES: usize = 20;
@@ -32,16 +39,60 @@ const MAX_PASSES: usize = 20;
 pub struct State {
     kubelet: kubelet::Kubelet,
     nodes: nodes::NodeLifecycle,
+    endpoints: endpoints::Endpoints,
 }
+
+/// One controller step; returns the sim instant of its next timed transition.
+type Step = fn(&mut StoreInner, &mut State) -> Option<Duration>;
+
+/// The controllers of one pass, in order.
+const STEPS: [Step; 11] = [
+    |s, st| st.kubelet.sync(s),
+    |s, st| st.nodes.sync(s),
+    |s, _| {
+        scheduler::sync(s);
+        None
+    },
+    |s, _| {
+        deployment::sync(s);
+        None
+    },
+    |s, _| {
+        apps::sync_replicasets(s);
+        None
+    },
+    |s, _| {
+        apps::sync_statefulsets(s);
+        None
+    },
+    |s, _| {
+        apps::sync_daemonsets(s);
+        None
+    },
+    |s, _| {
+        apps::sync_hpas(s);
+        None
+    },
+    |s, _| {
+        garbage_collect(s);
+        None
+    },
+    |s, st| {
+        st.endpoints.sync(s);
+        None
+    },
+    |s, _| {
+        pdb::sync(s);
+        None
+    },
+];
 
 /// The controller task: reconcile, then wait for a poke, a tick or shutdown.
 pub async fn run(store: Store, tick: Duration, mut stop: watch::Receiver<bool>) {
     let mut state = State::default();
     loop {
-        let (due, clock) = {
-            let mut guard = store.lock();
-            (reconcile(&mut guard, &mut state), guard.clock)
-        };
+        let due = reconcile_stepwise(&store, &mut state).await;
+        let clock = store.lock().clock;
         // Sleep until the next timed transition; an idle cluster only wakes on writes.
         // A transition that is already due but did not happen waits a tick, not a spin.
         let timer = async {
@@ -61,26 +112,48 @@ pub async fn run(store: Store, tick: Duration, mut stop: watch::Receiver<bool>) 
     }
 }
 
+/// Like [`reconcile`], taking the lock once per step. Between steps it lets
+/// blocked API requests in, and yields to other tasks after a step that used
+/// its whole write budget (a big change is under way), so in-process clients
+/// on the same runtime are answered too.
+async fn reconcile_stepwise(store: &Store, state: &mut State) -> Option<Duration> {
+    for _ in 0..MAX_PASSES {
+        let mut dirty = false;
+        let mut due: Option<Duration> = None;
+        for step in STEPS {
+            let (changed, busy, d) = {
+                let mut guard = store.lock();
+                guard.start_step();
+                let d = step(&mut guard, state);
+                (guard.dirty, guard.over_budget(), d)
+            };
+            dirty |= changed;
+            due = due.into_iter().chain(d).min();
+            if busy {
+                tokio::task::yield_now().await;
+            }
+            store.step_aside().await;
+        }
+        if !dirty {
+            return due;
+        }
+    }
+    Some(store.lock().clock.now())
+}
+
 /// Runs controller passes until nothing changes (at most `MAX_PASSES`).
 /// Returns the sim instant of the next time-based transition (now, if the
 /// pass limit was hit).
 pub fn reconcile(store: &mut StoreInner, state: &mut State) -> Option<Duration> {
     for _ in 0..MAX_PASSES {
-        store.dirty = false;
-        let due = [state.kubelet.sync(store), state.nodes.sync(store)]
-            .into_iter()
-            .flatten()
-            .min();
-        scheduler::sync(store);
-        deployment::sync(store);
-        apps::sync_replicasets(store);
-        apps::sync_statefulsets(store);
-        apps::sync_daemonsets(store);
-        apps::sync_hpas(store);
-        garbage_collect(store);
-        endpoints::sync(store);
-        pdb::sync(store);
-        if !store.dirty {
+        let mut dirty = false;
+        let mut due: Option<Duration> = None;
+        for step in STEPS {
+            store.start_step();
+            due = due.into_iter().chain(step(store, state)).min();
+            dirty |= store.dirty;
+        }
+        if !dirty {
             return due;
         }
     }
@@ -89,60 +162,74 @@ pub fn reconcile(store: &mut StoreInner, state: &mut State) -> Option<Duration> 
 
 /// Deletes objects all of whose owners are gone or being deleted in the
 /// foreground, then releases foreground owners that have no dependents left.
+/// Only owners named in the dependents index are looked at.
 fn garbage_collect(store: &mut StoreInner) {
-    let defs: Vec<ResourceDef> = store.resources().to_vec();
-    let mut live: HashSet<String> = HashSet::new();
-    let mut foreground: Vec<(ResourceDef, Value)> = Vec::new();
-    for d in &defs {
-        for o in store.list(&d.group, &d.plural, None) {
-            if is_foreground_deleting(o) {
-                foreground.push((d.clone(), o.clone()));
-            } else {
-                live.insert(str_at(o, "/metadata/uid").to_string());
-            }
-        }
-    }
-    let foreground_uids: HashSet<String> = foreground
+    let foreground: Vec<ObjRef> = store.index().foreground().cloned().collect();
+    let foreground_uids: BTreeSet<String> = foreground
         .iter()
-        .map(|(_, o)| str_at(o, "/metadata/uid").to_string())
+        .filter_map(|r| store.resolve(r))
+        .map(|o| str_at(o, "/metadata/uid").to_string())
         .collect();
-    for d in &defs {
-        let orphans: Vec<Value> = store
-            .list(&d.group, &d.plural, None)
-            .into_iter()
-            .filter(|o| {
-                let mut owners = crate::ops::owner_uids(o).peekable();
-                owners.peek().is_some() && owners.all(|u| !live.contains(u))
-            })
-            .cloned()
-            .collect();
-        for o in orphans {
-            let (ns, name) = crate::store::obj_key(&o);
-            if d.group.is_empty() && d.plural == "pods" {
-                store.delete_pod(o, None);
-                continue;
+    let live =
+        |store: &StoreInner, uid: &str| store.uid_live(uid) && !foreground_uids.contains(uid);
+    let order: HashMap<(String, String), usize> = store
+        .resources()
+        .iter()
+        .enumerate()
+        .map(|(i, d)| ((d.group.clone(), d.plural.clone()), i))
+        .collect();
+    let mut orphans: Vec<(usize, ObjRef)> = Vec::new();
+    for owner in store.index().owners().filter(|u| !live(store, u)) {
+        for r in store.index().dependents(owner) {
+            let Some(o) = store.resolve(r) else { continue };
+            if crate::ops::owner_uids(o).all(|u| !live(store, u)) {
+                let rank = order
+                    .get(&(r.0.clone(), r.1.clone()))
+                    .copied()
+                    .unwrap_or(usize::MAX);
+                orphans.push((rank, r.clone()));
             }
-            // Foreground deletion propagates down the ownership chain.
-            let cascade = crate::ops::owner_uids(&o).any(|u| foreground_uids.contains(u));
-            let opts = crate::ops::DeleteOpts {
-                propagation: cascade.then(|| "Foreground".to_string()),
-                ..crate::ops::DeleteOpts::default()
-            };
-            let _ = store.delete(d, &ns, &name, &opts);
         }
     }
-    for (d, o) in foreground {
-        if !store.has_dependents(str_at(&o, "/metadata/uid")) {
-            store.remove_finalizer(&d, &o, crate::ops::FOREGROUND);
+    // In resource-table order, as the collector always went; each once.
+    orphans.sort();
+    orphans.dedup();
+    for (_, r) in orphans {
+        if store.over_budget() {
+            return;
+        }
+        collect_orphan(store, &r, &foreground_uids);
+    }
+    for r in foreground {
+        let Some(o) = store.resolve(&r).map(|o| Value::clone(o)) else {
+            continue;
+        };
+        let def = store.resource(&r.0, &r.1).cloned();
+        if let Some(def) = def.filter(|_| !store.has_dependents(str_at(&o, "/metadata/uid"))) {
+            store.remove_finalizer(&def, &o, crate::ops::FOREGROUND);
         }
     }
 }
 
-fn is_foreground_deleting(o: &Value) -> bool {
-    o.pointer("/metadata/deletionTimestamp").is_some()
-        && o.pointer("/metadata/finalizers")
-            .and_then(Value::as_array)
-            .is_some_and(|f| f.iter().any(|x| x == crate::ops::FOREGROUND))
+/// Deletes one object whose owners are all gone; foreground deletion
+/// propagates down the ownership chain.
+fn collect_orphan(store: &mut StoreInner, r: &ObjRef, foreground_uids: &BTreeSet<String>) {
+    let Some(o) = store.resolve(r).map(|o| Value::clone(o)) else {
+        return;
+    };
+    if r.0.is_empty() && r.1 == "pods" {
+        store.delete_pod(o, None);
+        return;
+    }
+    let Some(d) = store.resource(&r.0, &r.1).cloned() else {
+        return;
+    };
+    let cascade = crate::ops::owner_uids(&o).any(|u| foreground_uids.contains(u));
+    let opts = crate::ops::DeleteOpts {
+        propagation: cascade.then(|| "Foreground".to_string()),
+        ..crate::ops::DeleteOpts::default()
+    };
+    let _ = store.delete(&d, &r.2, &r.3, &opts);
 }
 
 /// Whether a pod has condition Ready=True.
@@ -152,7 +239,7 @@ pub fn pod_ready(pod: &Value) -> bool {
 
 /// Whether `status.conditions` has `type` with status "True".
 pub fn condition_true(obj: &Value, ty: &str) -> bool {
-    obj.pointer("/status/conditions")
+    obj.ptr("/status/conditions")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -162,9 +249,7 @@ pub fn condition_true(obj: &Value, ty: &str) -> bool {
 /// Whether a pod counts towards its controller: not terminal and not being deleted.
 pub fn pod_active(pod: &Value) -> bool {
     let phase = str_at(pod, "/status/phase");
-    pod.pointer("/metadata/deletionTimestamp").is_none()
-        && phase != "Succeeded"
-        && phase != "Failed"
+    pod.ptr("/metadata/deletionTimestamp").is_none() && phase != "Succeeded" && phase != "Failed"
 }
 
 /// A controller owner reference to `owner`.
@@ -239,6 +324,34 @@ pub fn int_or_percent(v: &Value, total: i64, round_up: bool) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_step_stops_at_its_write_budget_and_the_next_pass_continues() {
+        let store = Store::new(
+            crate::clock::Clock::new(1.0),
+            1,
+            crate::store::Timing::default(),
+        );
+        let mut g = store.lock();
+        crate::cluster::bootstrap(&mut g, 10, false);
+        let def = g.resource("apps", "replicasets").cloned().expect("rs");
+        let rs = json!({ "metadata": { "name": "big" }, "spec": { "replicas": 1000,
+            "selector": { "matchLabels": { "a": "b" } },
+            "template": { "metadata": { "labels": { "a": "b" } }, "spec": { "containers": [{ "name": "c", "image": "i" }] } } } });
+        g.create(&def, "default", rs, false).expect("create");
+        let pods = |g: &StoreInner| g.list("", "pods", Some("default")).len();
+        g.start_step();
+        apps::sync_replicasets(&mut g);
+        let first = pods(&g);
+        assert!(first > 0 && first < 1000, "one step created {first}");
+        assert!(g.over_budget());
+        let mut state = State::default();
+        reconcile(&mut g, &mut state);
+        assert_eq!(pods(&g), 1000);
+        let on = |n: &str| g.index().pods_on(n).count();
+        assert_eq!(on(""), 0, "all bound");
+        assert!((1..=10).all(|i| on(&format!("node-{i}")) == 100), "spread");
+    }
 
     #[test]
     fn int_or_percent_rounding() {

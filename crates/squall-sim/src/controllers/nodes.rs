@@ -6,7 +6,9 @@
 //! Terminating while their node is down, as the kubelet cannot confirm; their
 //! controllers replace them elsewhere.
 
+use crate::store::Ptr;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -38,7 +40,7 @@ impl NodeLifecycle {
             let ready = condition_true(&node, "Ready");
             let node = taint(store, node, !ready, &ts);
             let no_execute = node
-                .pointer("/spec/taints")
+                .ptr("/spec/taints")
                 .and_then(Value::as_array)
                 .is_some_and(|t| t.iter().any(|t| t["effect"] == "NoExecute"));
             if no_execute {
@@ -56,7 +58,7 @@ impl NodeLifecycle {
 /// Adds or removes the not-ready taints; returns the node as stored.
 fn taint(store: &mut StoreInner, mut node: Value, not_ready: bool, ts: &str) -> Value {
     let existing: Vec<Value> = node
-        .pointer("/spec/taints")
+        .ptr("/spec/taints")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
@@ -91,7 +93,7 @@ fn taint(store: &mut StoreInner, mut node: Value, not_ready: bool, ts: &str) -> 
 /// Returns the shortest remaining toleration (counted from the taint).
 fn evict(store: &mut StoreInner, node: &Value, down_for: Duration) -> Option<Duration> {
     let taints: Vec<Value> = node
-        .pointer("/spec/taints")
+        .ptr("/spec/taints")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -100,13 +102,10 @@ fn evict(store: &mut StoreInner, node: &Value, down_for: Duration) -> Option<Dur
         .collect();
     let name = str_at(node, "/metadata/name");
     let pods: Vec<Value> = store
-        .list("", "pods", None)
+        .pods_on_node(name)
         .into_iter()
-        .filter(|p| {
-            str_at(p, "/spec/nodeName") == name
-                && p.pointer("/metadata/deletionTimestamp").is_none()
-        })
-        .cloned()
+        .filter(|p| p.ptr("/metadata/deletionTimestamp").is_none())
+        .map(Arc::unwrap_or_clone)
         .collect();
     let mut next: Option<Duration> = None;
     for pod in pods {
@@ -135,7 +134,7 @@ fn tolerated_for(pod: &Value, taint: &Value) -> Option<u64> {
         return None;
     }
     let secs = pod
-        .pointer("/spec/tolerations")
+        .ptr("/spec/tolerations")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()

@@ -3,6 +3,7 @@
 //! current. The eviction handler computes the same budget on the spot, so an
 //! eviction never sees a stale status.
 
+use crate::store::Ptr;
 use std::collections::HashSet;
 
 use serde_json::{Value, json};
@@ -29,7 +30,7 @@ pub struct Budget {
 pub fn budget(store: &StoreInner, pdb: &Value) -> Budget {
     let ns = str_at(pdb, "/metadata/namespace");
     let Some(sel) = pdb
-        .pointer("/spec/selector")
+        .ptr("/spec/selector")
         .and_then(LabelSelector::from_object)
     else {
         return Budget {
@@ -39,10 +40,10 @@ pub fn budget(store: &StoreInner, pdb: &Value) -> Budget {
             disruptions_allowed: 0,
         };
     };
+    let everything = crate::selector::FieldSelector::default();
     let pods: Vec<&Value> = store
-        .list("", "pods", Some(ns))
-        .into_iter()
-        .filter(|p| sel.matches(p))
+        .select("", "pods", Some(ns), None, &sel, &everything)
+        .map(|p| &**p)
         .collect();
     let current_healthy = i64::try_from(
         pods.iter()
@@ -52,8 +53,8 @@ pub fn budget(store: &StoreInner, pdb: &Value) -> Budget {
     .unwrap_or(0);
     let scale = controller_scale(store, ns, &pods);
     let (expected, desired) = match (
-        pdb.pointer("/spec/minAvailable"),
-        pdb.pointer("/spec/maxUnavailable"),
+        pdb.ptr("/spec/minAvailable"),
+        pdb.ptr("/spec/maxUnavailable"),
     ) {
         (Some(Value::Number(n)), _) => (
             i64::try_from(pods.len()).unwrap_or(0),
@@ -78,7 +79,7 @@ fn controller_scale(store: &StoreInner, ns: &str, pods: &[&Value]) -> i64 {
     let mut total = 0;
     for p in pods {
         let owner = p
-            .pointer("/metadata/ownerReferences")
+            .ptr("/metadata/ownerReferences")
             .and_then(Value::as_array)
             .and_then(|r| r.iter().find(|o| o["controller"] == json!(true)));
         let Some(owner) = owner else {
@@ -105,7 +106,7 @@ fn controller_scale(store: &StoreInner, ns: &str, pods: &[&Value]) -> i64 {
                 ns,
                 owner["name"].as_str().unwrap_or_default(),
             )
-            .and_then(|o| o.pointer("/spec/replicas"))
+            .and_then(|o| o.ptr("/spec/replicas"))
             .and_then(Value::as_i64);
         total += replicas.unwrap_or(1);
     }
@@ -120,14 +121,14 @@ pub fn sync(store: &mut StoreInner) {
         let mut next = pdb.clone();
         let ns = str_at(&pdb, "/metadata/namespace").to_string();
         let disrupted: serde_json::Map<String, Value> = pdb
-            .pointer("/status/disruptedPods")
+            .ptr("/status/disruptedPods")
             .and_then(Value::as_object)
             .map(|m| {
                 m.iter()
                     .filter(|(k, _)| {
                         store
                             .get("", "pods", &ns, k)
-                            .is_some_and(|p| p.pointer("/metadata/deletionTimestamp").is_none())
+                            .is_some_and(|p| p.ptr("/metadata/deletionTimestamp").is_none())
                     })
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect()

@@ -3,8 +3,13 @@
 //! A node is feasible when it is Ready, not cordoned (`spec.unschedulable`),
 //! its labels satisfy the pod's `nodeSelector`, and the pod tolerates its
 //! NoSchedule/NoExecute taints. Among feasible nodes the one running the
-//! fewest pods wins (ties by name), which spreads replicas across nodes.
+//! fewest pods wins (ties by name), which spreads replicas across nodes; a
+//! node holding its `allocatable.pods` is full ("Too many pods").
 //! Unschedulable pods get `PodScheduled=False` with the scheduler's message.
+
+use crate::store::Ptr;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
@@ -16,12 +21,12 @@ fn unfit(node: &Value, pod: &Value) -> Option<&'static str> {
     if !condition_true(node, "Ready") {
         return Some("node(s) were not ready");
     }
-    if node.pointer("/spec/unschedulable") == Some(&json!(true)) {
+    if node.ptr("/spec/unschedulable") == Some(&json!(true)) {
         return Some("node(s) were unschedulable");
     }
-    let labels = node.pointer("/metadata/labels");
+    let labels = node.ptr("/metadata/labels");
     let selector_ok = pod
-        .pointer("/spec/nodeSelector")
+        .ptr("/spec/nodeSelector")
         .and_then(Value::as_object)
         .into_iter()
         .flatten()
@@ -30,7 +35,7 @@ fn unfit(node: &Value, pod: &Value) -> Option<&'static str> {
         return Some("node(s) didn't match Pod's node affinity/selector");
     }
     let taints = node
-        .pointer("/spec/taints")
+        .ptr("/spec/taints")
         .and_then(Value::as_array)
         .into_iter()
         .flatten();
@@ -45,7 +50,7 @@ fn unfit(node: &Value, pod: &Value) -> Option<&'static str> {
 
 /// Whether a pod tolerates a taint.
 pub fn tolerates(pod: &Value, taint: &Value) -> bool {
-    pod.pointer("/spec/tolerations")
+    pod.ptr("/spec/tolerations")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -63,64 +68,102 @@ pub fn tolerates(pod: &Value, taint: &Value) -> bool {
         })
 }
 
-/// Binds every pending, unbound pod it can.
+/// A node's `status.allocatable.pods` (the apiserver's default, 110, if unset).
+fn pod_capacity(node: &Value) -> usize {
+    node.ptr("/status/allocatable/pods")
+        .and_then(|v| match v {
+            Value::String(s) => s.parse().ok(),
+            other => other.as_u64().and_then(|n| usize::try_from(n).ok()),
+        })
+        .unwrap_or(110)
+}
+
+/// Binds every pending, unbound pod it can. Unbound pods and each node's
+/// pods come from the store's node index, and the load of every node is
+/// counted once per pass, so a pass costs O(pods + pending × nodes).
 pub fn sync(store: &mut StoreInner) {
-    let nodes = store.list_owned("", "nodes", None);
-    let now = store.clock.timestamp();
-    let pending: Vec<Value> = store
-        .list("", "pods", None)
+    let pending: Vec<Arc<Value>> = store
+        .pods_on_node("")
         .into_iter()
-        .filter(|p| str_at(p, "/spec/nodeName").is_empty() && pod_active(p))
+        .filter(|p| pod_active(p))
         .filter(|p| matches!(str_at(p, "/spec/schedulerName"), "" | "default-scheduler"))
-        .cloned()
         .collect();
-    for pod in pending {
-        let load = |store: &StoreInner, node: &str| {
-            store
-                .list("", "pods", None)
-                .into_iter()
-                .filter(|p| str_at(p, "/spec/nodeName") == node && pod_active(p))
-                .count()
-        };
-        let mut reasons: Vec<&str> = Vec::new();
-        let mut best: Option<(usize, String)> = None;
-        for n in &nodes {
+    if pending.is_empty() {
+        return;
+    }
+    let nodes: Vec<Arc<Value>> = store.iter("", "nodes", None, None).cloned().collect();
+    let mut load: HashMap<String, usize> = nodes
+        .iter()
+        .map(|n| {
             let name = str_at(n, "/metadata/name");
-            match unfit(n, &pod) {
-                Some(r) => reasons.push(r),
-                None => {
-                    let l = load(store, name);
-                    if best.as_ref().is_none_or(|(bl, _)| l < *bl) {
-                        best = Some((l, name.to_string()));
-                    }
-                }
-            }
+            let active = store
+                .pods_on_node(name)
+                .iter()
+                .filter(|p| pod_active(p))
+                .count();
+            (name.to_string(), active)
+        })
+        .collect();
+    let now = store.clock.timestamp();
+    for pod in pending {
+        if store.over_budget() {
+            return;
         }
-        let mut next = pod.clone();
-        match best {
-            Some((_, node)) => {
-                next["spec"]["nodeName"] = json!(node);
-                set_condition(
-                    &mut next,
-                    json!({ "type": "PodScheduled", "status": "True" }),
-                    &now,
-                );
-            }
-            None => {
-                let msg = unschedulable_message(nodes.len(), &reasons);
-                set_condition(
-                    &mut next,
-                    json!({ "type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": msg }),
-                    &now,
-                );
-            }
+        let choice = choose(&nodes, &load, &pod);
+        if let Ok(node) = &choice {
+            *load.entry(node.clone()).or_default() += 1;
         }
-        let before = pod.pointer("/status/conditions").cloned();
-        let changed = next.pointer("/status/conditions").cloned() != before;
-        let stored = store.put("", "pods", next);
-        if changed {
-            scheduling_event(store, &stored);
+        bind(store, &pod, choice, &now);
+    }
+}
+
+/// The least-loaded feasible node (ties by name), or the scheduler's message.
+fn choose(
+    nodes: &[Arc<Value>],
+    load: &HashMap<String, usize>,
+    pod: &Value,
+) -> Result<String, String> {
+    let mut reasons: Vec<&str> = Vec::new();
+    let mut best: Option<(usize, &str)> = None;
+    for n in nodes {
+        let name = str_at(n, "/metadata/name");
+        let l = load.get(name).copied().unwrap_or(0);
+        let why = unfit(n, pod).or((l >= pod_capacity(n)).then_some("Too many pods"));
+        match why {
+            Some(r) => reasons.push(r),
+            None if best.is_none_or(|(bl, _)| l < bl) => best = Some((l, name)),
+            None => {}
         }
+    }
+    best.map(|(_, n)| n.to_string())
+        .ok_or_else(|| unschedulable_message(nodes.len(), &reasons))
+}
+
+/// Writes the binding (or the Unschedulable condition) and its event.
+fn bind(store: &mut StoreInner, pod: &Value, choice: Result<String, String>, now: &str) {
+    let mut next = pod.clone();
+    match choice {
+        Ok(node) => {
+            next["spec"]["nodeName"] = json!(node);
+            set_condition(
+                &mut next,
+                json!({ "type": "PodScheduled", "status": "True" }),
+                now,
+            );
+        }
+        Err(msg) => {
+            set_condition(
+                &mut next,
+                json!({ "type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": msg }),
+                now,
+            );
+        }
+    }
+    let before = pod.ptr("/status/conditions").cloned();
+    let changed = next.ptr("/status/conditions").cloned() != before;
+    let stored = store.put("", "pods", next);
+    if changed {
+        scheduling_event(store, &stored);
     }
 }
 
@@ -129,7 +172,7 @@ fn scheduling_event(store: &mut StoreInner, pod: &Value) {
     let node = str_at(pod, "/spec/nodeName");
     if node.is_empty() {
         let msg = pod
-            .pointer("/status/conditions")
+            .ptr("/status/conditions")
             .and_then(Value::as_array)
             .and_then(|c| c.iter().find(|c| c["type"] == "PodScheduled"))
             .and_then(|c| c["message"].as_str())
@@ -186,6 +229,25 @@ mod tests {
         assert!(unfit(&tainted, &pod).is_some());
         let tolerant = json!({ "spec": { "tolerations": [{ "key": "k", "operator": "Exists" }] } });
         assert_eq!(unfit(&tainted, &tolerant), None);
+        let full = json!({ "metadata": { "name": "n1" }, "status": { "conditions": ready, "allocatable": { "pods": "2" } } });
+        let roomy = json!({ "metadata": { "name": "n2" }, "status": { "conditions": ready } });
+        let nodes = [Arc::new(full), Arc::new(roomy)];
+        let pod = json!({});
+        let load = |a, b| HashMap::from([("n1".to_string(), a), ("n2".to_string(), b)]);
+        assert_eq!(
+            choose(&nodes, &load(1, 5), &pod),
+            Ok("n1".to_string()),
+            "least loaded"
+        );
+        assert_eq!(
+            choose(&nodes, &load(2, 5), &pod),
+            Ok("n2".to_string()),
+            "n1 is full"
+        );
+        assert_eq!(
+            choose(&nodes, &load(2, 110), &pod),
+            Err("0/2 nodes are available: 2 Too many pods.".to_string())
+        );
         assert_eq!(
             unschedulable_message(3, &["a", "a", "b"]),
             "0/3 nodes are available: 2 a, 1 b."

@@ -133,12 +133,16 @@ fn override_limits(args: &RunArgs, limits: &mut Limits) -> Result<(), Vec<String
     Ok(())
 }
 
+/// The module prefixes whose activities talk to the Kubernetes API.
+const KUBERNETES_MODULES: &[&str] = &["chaosk8s.", "chaosistio.", "squall.istio."];
+
 /// Whether any activity is a Kubernetes one (so a connection is needed).
 fn uses_kubernetes(v: &Validated) -> bool {
     let exp = &v.experiment;
     let probes = exp.hypothesis.iter().flat_map(|h| h.probes.iter());
     probes.chain(&exp.method).chain(&exp.rollbacks).any(|a| {
-        matches!(&a.provider, Provider::Native { module, .. } if module.starts_with("chaosk8s."))
+        matches!(&a.provider, Provider::Native { module, .. }
+            if KUBERNETES_MODULES.iter().any(|m| module.starts_with(m)))
     })
 }
 

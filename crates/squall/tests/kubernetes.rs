@@ -39,8 +39,9 @@ fn max_targets_on_the_command_line_refuses_before_deleting() {
         "--max-targets",
         "0",
     ]);
-    run.code(0)
-        .has("blast radius exceeded: terminate_pods picked 1 pods but squall.limits.max_targets is 0");
+    run.code(0).has(
+        "blast radius exceeded: terminate_pods picked 1 pods but squall.limits.max_targets is 0",
+    );
     assert!(
         !cluster.pod_is_gone_or_terminating(),
         "the pod was deleted despite --max-targets 0"

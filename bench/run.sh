@@ -5,6 +5,7 @@
 #
 #   bench/run.sh            # 5 rounds of each
 #   ROUNDS=10 bench/run.sh
+#   SQUALL=bench/out/squall bench/run.sh   # measure an existing build
 #
 # Absolute times depend on the machine; only the ratios are meaningful.
 set -euo pipefail
@@ -16,8 +17,11 @@ mkdir -p "$OUT"
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; }
 # The shipped form (scripts/build-release.sh): one static, non-PIE binary
 # with the code a run executes laid out together.
-scripts/build-release.sh "$OUT/squall"
-SQUALL="$PWD/$OUT/squall"
+# SQUALL=path/to/squall skips the build and measures that binary.
+if [ -z "${SQUALL:-}" ]; then
+  scripts/build-release.sh "$OUT/squall"
+  SQUALL="$PWD/$OUT/squall"
+fi
 
 VENV="$OUT/ctk-venv"
 if [ ! -x "$VENV/bin/chaos" ]; then

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::net::TcpStream;
 use std::sync::{Mutex, MutexGuard};
 
 use common::cluster::{Cluster, demo_cluster, example};
@@ -27,55 +26,15 @@ fn serial() -> MutexGuard<'static, ()> {
 const NS: &str = "/api/v1/namespaces/go-demo-8";
 const APPS: &str = "/apis/apps/v1/namespaces/go-demo-8";
 
-/// One HTTP/1.1 request with a chosen content type (`Cluster::request`
-/// always sends `application/json`, which a PATCH must not use).
-fn send(cluster: &Cluster, method: &str, path: &str, ctype: &str, body: &str) -> String {
-    use std::io::{Read, Write};
-    let addr = cluster.server.trim_start_matches("http://");
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
-
 #[track_caller]
 fn ok(resp: &str) -> Value {
     assert!(resp.starts_with("HTTP/1.1 20"), "{resp}");
-    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    let text = if chunked {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    serde_json::from_str(&text).unwrap()
-}
-
-/// The payload of a chunked body (`<hex size>\r\n<data>\r\n` … `0\r\n\r\n`).
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap();
-        if n == 0 {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = &rest[n + 2..];
-    }
-    out
+    common::json_body(resp)
 }
 
 fn merge_patch(cluster: &Cluster, path: &str, body: &Value) {
-    ok(&send(
-        cluster,
+    ok(&common::http_typed(
+        &cluster.server,
         "PATCH",
         path,
         "application/merge-patch+json",

@@ -52,37 +52,9 @@ fn istio_cluster_seeded(sb: &Sandbox, seed: &str) -> (Cluster, String) {
     (cluster, ingress)
 }
 
-/// The JSON body of an API response (lists may come chunked).
-fn body(resp: &str) -> Value {
-    let (head, rest) = resp.split_once("\r\n\r\n").unwrap_or_default();
-    let text = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(rest)
-    } else {
-        rest.to_owned()
-    };
-    serde_json::from_str(&text).unwrap_or(Value::Null)
-}
-
-/// The payload of a chunked HTTP/1.1 body.
-fn dechunk(mut rest: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, tail)) = rest.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || tail.len() < n {
-            break;
-        }
-        out.push_str(&tail[..n]);
-        rest = tail[n..].trim_start_matches("\r\n");
-    }
-    out
-}
-
 /// The ingress gateway, go-demo-8 (2), its database and the repeater (2).
 fn all_pods_ready(cluster: &Cluster) -> bool {
-    let pods = body(&cluster.request("GET", "/api/v1/pods", ""));
+    let pods = common::json_body(&cluster.request("GET", "/api/v1/pods", ""));
     let items = pods["items"].as_array().cloned().unwrap_or_default();
     let ready = |p: &Value| {
         p["status"]["conditions"]
@@ -96,7 +68,7 @@ fn all_pods_ready(cluster: &Cluster) -> bool {
 
 /// A VirtualService of go-demo-8, as the API returns it.
 fn vs(cluster: &Cluster, name: &str) -> Value {
-    body(&cluster.request("GET", &format!("{VS}/{name}"), ""))
+    common::json_body(&cluster.request("GET", &format!("{VS}/{name}"), ""))
 }
 
 /// Replaces a VirtualService with the one in `examples/go-demo-8/FILE`, as

@@ -7,9 +7,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-
 use serde_json::{Value, json};
 
 use common::cluster::{Cluster, example, unschedulable};
@@ -48,48 +45,20 @@ fn istio_cluster(sb: &Sandbox, nodes: u16) -> (Cluster, String) {
     (cluster, ingress)
 }
 
-/// The JSON body of a GET on the sandbox's API (lists may come chunked).
+/// The JSON body of a GET on the sandbox's API.
 fn get(cluster: &Cluster, path: &str) -> Value {
-    let raw = cluster.request("GET", path, "");
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or_default();
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    serde_json::from_str(&body).unwrap_or(Value::Null)
+    common::json_body(&cluster.request("GET", path, ""))
 }
 
-/// Decodes an HTTP/1.1 chunked body.
-fn dechunk(mut rest: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, tail)) = rest.split_once("\r\n") {
-        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if size == 0 || tail.len() < size {
-            break;
-        }
-        out.push_str(&tail[..size]);
-        rest = tail[size..].trim_start_matches("\r\n");
-    }
-    out
-}
-
-/// A JSON merge patch (the shared helper sends only application/json).
+/// A JSON merge patch.
 fn merge_patch(cluster: &Cluster, path: &str, body: &str) -> String {
-    let addr = cluster.server.trim_start_matches("http://");
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "PATCH {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/merge-patch+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+    common::http_typed(
+        &cluster.server,
+        "PATCH",
+        path,
+        "application/merge-patch+json",
+        body,
     )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
 }
 
 /// (namespace, name, node, ready) of every pod not being deleted.

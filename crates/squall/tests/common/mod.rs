@@ -233,17 +233,52 @@ pub fn start_sandbox(sb: &Sandbox, args: &[&str]) -> (std::process::Child, Strin
 
 /// One HTTP/1.1 request to a loopback server; the raw response.
 pub fn http(server: &str, method: &str, path: &str, body: &str) -> String {
+    http_typed(server, method, path, "application/json", body)
+}
+
+/// [`http`] with a chosen content type (a PATCH needs
+/// `application/merge-patch+json` or another patch type).
+pub fn http_typed(server: &str, method: &str, path: &str, ctype: &str, body: &str) -> String {
     use std::io::Read;
     let addr = server.trim_start_matches("http://");
     let mut s = TcpStream::connect(addr).unwrap();
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// The JSON body of a raw response (the sandbox streams lists chunked);
+/// `null` when there is none.
+pub fn json_body(resp: &str) -> serde_json::Value {
+    let (head, rest) = resp.split_once("\r\n\r\n").unwrap_or_default();
+    let text = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(rest)
+    } else {
+        rest.to_owned()
+    };
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+}
+
+/// The payload of a chunked HTTP/1.1 body (`<hex size>\r\n<data>\r\n` … `0`).
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || tail.len() < n {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = tail[n..].trim_start_matches("\r\n");
+    }
     out
 }
 

@@ -402,14 +402,15 @@ async fn inject(
             change.r.shown()
         ));
     }
-    let undo = vs::record_once(ctx, kube, change.r, obj)?;
+    let undo = vs::record_once(ctx, kube, change.r, obj, vs::By::Inject)?;
     ctx.log.debug(&change.phrase());
     match vs::write_http(api, obj, new_http).await {
         Ok(updated) => Ok(updated),
         Err(e) => {
             if let Some(id) = undo {
-                // Nothing changed: a rollback must not "restore" later edits.
-                ctx.mark_done(&id)?;
+                // Refused: nothing changed, so a rollback must not
+                // "restore" later edits.
+                crate::settle_failed_write(ctx, &id, &e)?;
             }
             Err(ActivityError::Failed(format!(
                 "Failed to add the {} fault to Virtual Service '{}': {}",
@@ -451,7 +452,10 @@ async fn remove_named(
 ) -> ActivityResult {
     let kube = kube(&ctx)?;
     let n = Named::read(&kube, &args).await?;
-    let pending = vs::pending_of_run(&ctx, &n.r)?;
+    let pending: Vec<_> = vs::pending_of_run(&ctx, &n.r)?
+        .into_iter()
+        .filter(vs::recorded_by_inject)
+        .collect();
     if ctx.dry {
         let change = if pending.is_empty() {
             format!(
@@ -476,17 +480,23 @@ async fn remove_named(
     let Some(new_http) = fault::remove(&n.http, &n.indices, kind) else {
         return Ok(output(n.obj));
     };
-    let updated = vs::write_http(&n.api, &n.obj, new_http)
-        .await
-        .map_err(|e| {
-            ActivityError::Failed(format!(
+    // The fault predates this run (another run, another tool): removing it
+    // is a change like any other, so its undo goes in the ledger first.
+    let undo = vs::record_once(&ctx, &kube, &n.r, &n.obj, vs::By::Remove)?;
+    match vs::write_http(&n.api, &n.obj, new_http).await {
+        Ok(updated) => Ok(output(updated)),
+        Err(e) => {
+            if let Some(id) = undo {
+                crate::settle_failed_write(&ctx, &id, &e)?;
+            }
+            Err(ActivityError::Failed(format!(
                 "Failed to remove the {} fault from Virtual Service '{}': {}",
                 kind.key(),
                 n.r.name,
                 api_error(e).message()
-            ))
-        })?;
-    Ok(output(updated))
+            )))
+        }
+    }
 }
 
 fn restore_phrase(r: &VsRef) -> String {
@@ -590,6 +600,7 @@ async fn restore_all(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> Activit
     let (api, ns, version) = vs_api(&kube, &args)?;
     let mut restored = Vec::new();
     let mut changes = Vec::new();
+    let mut failures = Vec::new();
     for name in vs::names(&api).await? {
         let r = VsRef {
             ns: ns.clone(),
@@ -602,14 +613,28 @@ async fn restore_all(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> Activit
         };
         changes.push(restore_phrase(&r));
         if !ctx.dry {
-            vs::restore(&kube, &first.undo.data)
-                .await
-                .map_err(ActivityError::Failed)?;
+            // A rollback keeps going: one VirtualService that cannot be
+            // restored must not leave the others faulted.
+            if let Err(e) = vs::restore(&kube, &first.undo.data).await {
+                failures.push(format!("{}: {e}", r.shown()));
+                continue;
+            }
             for p in &pending {
                 ctx.mark_done(&p.id)?;
             }
         }
         restored.push(r.name);
+    }
+    if !failures.is_empty() {
+        return Err(ActivityError::Failed(format!(
+            "could not restore {} (restored: {}); their undos stay pending for `squall recover`",
+            failures.join("; "),
+            if restored.is_empty() {
+                "none".to_owned()
+            } else {
+                restored.join(", ")
+            }
+        )));
     }
     if ctx.dry {
         let targets: Vec<String> = restored

@@ -21,7 +21,7 @@ pub mod statefulset;
 #[cfg(test)]
 mod testkit;
 
-use squall_activity::{ActivityError, Registered, UndoSpec};
+use squall_activity::{ActivityCtx, ActivityError, Pending, Registered, UndoSpec};
 
 pub use connect::{ConnectError, ConnectOptions, Environment, Kube, Looked, Origin, kube};
 
@@ -79,6 +79,40 @@ pub static UNDOS: &[UndoSpec] = &[
     deployment::UNDO_SCALE_DEPLOYMENT,
     statefulset::UNDO_SCALE_STATEFULSET,
 ];
+
+/// Pending undos for `target` recorded against the cluster `kube` talks to.
+/// The default ledger is shared by every run started in a directory, and
+/// the same node or Deployment name exists in many clusters: an undo left
+/// by a run against another cluster must neither be settled nor taken as
+/// this cluster's.
+pub(crate) fn pending_here(
+    ctx: &ActivityCtx,
+    kube: &Kube,
+    target: &str,
+) -> Result<Vec<Pending>, ActivityError> {
+    let here = serde_json::to_value(kube.origin()).unwrap_or_default();
+    Ok(ctx
+        .pending_for(target)?
+        .into_iter()
+        .filter(|p| p.undo.data.get("connection") == Some(&here))
+        .collect())
+}
+
+/// After a write whose undo was recorded first has failed: only a refusal
+/// by the server proves nothing changed, so only then is the undo marked
+/// done. After a transport error (timeout, reset) the write may have
+/// landed; the undo stays pending, which is safe because every undo here
+/// does nothing when the state already matches.
+pub(crate) fn settle_failed_write(
+    ctx: &ActivityCtx,
+    id: &str,
+    error: &kube::Error,
+) -> Result<(), ActivityError> {
+    if matches!(error, kube::Error::Api(_)) {
+        ctx.mark_done(id)?;
+    }
+    Ok(())
+}
 
 /// A Kubernetes API error as an activity failure (the run goes on).
 pub(crate) fn api_error(e: kube::Error) -> ActivityError {

@@ -229,8 +229,8 @@ async fn cordon_one(
     };
     let id = ctx.record_undo(&target(name), undo)?;
     if let Err(e) = set_unschedulable(api, name, true).await {
-        // Nothing changed: the undo must not uncordon the node later.
-        ctx.mark_done(&id)?;
+        // Refused: nothing changed, so the undo must not uncordon later.
+        crate::settle_failed_write(ctx, &id, &e)?;
         return Err(failed(e));
     }
     Ok(())
@@ -238,7 +238,8 @@ async fn cordon_one(
 
 fn uncordon_node(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<ActivityResult> {
     Box::pin(async move {
-        let api: Api<Node> = Api::all(kube(&ctx)?.client());
+        let kube = kube(&ctx)?;
+        let api: Api<Node> = Api::all(kube.client());
         let names = select_nodes(&api, &args).await?;
         for name in &names {
             set_unschedulable(&api, name, false).await.map_err(|e| {
@@ -247,7 +248,7 @@ fn uncordon_node(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<A
                     api_error(e).message()
                 ))
             })?;
-            for pending in ctx.pending_for(&target(name))? {
+            for pending in crate::pending_here(&ctx, &kube, &target(name))? {
                 ctx.mark_done(&pending.id)?;
             }
         }

@@ -22,6 +22,7 @@ use squall_core::subst::py_repr;
 
 use crate::args::{bool_or, int_or, opt_int, opt_str, str_or};
 
+mod count;
 mod health;
 mod logs;
 
@@ -229,11 +230,7 @@ fn count_pods(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<Acti
     Box::pin(async move {
         let c = Common::read(&args)?;
         let wanted = opt_str(&args, "phase")?;
-        let pods = c.pods(&ctx).await?;
-        let n = match wanted.as_deref() {
-            Some(p) => pods.iter().filter(|pod| phase_of(pod) == Some(p)).count(),
-            None => pods.len(),
-        };
+        let n = count::count(&ctx, &c.ns, c.selector.as_deref(), wanted.as_deref()).await?;
         Ok(json!(n))
     })
 }

@@ -290,6 +290,17 @@ fn kill_microservice(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFutu
             out_of: all,
         };
         limits::check(&ctx.limits, &targets)?;
+        // Deleting the Deployment cascades to pods the selector may not
+        // match, so the Deployments are a pick of their own.
+        let deployments = limits::Targets {
+            activity: "kill_microservice",
+            noun: "deployments",
+            pool: "deployments in the namespace",
+            untouched: "nothing was deleted",
+            picked: d.len(),
+            out_of: names(&deps, &ListParams::default()).await?.len(),
+        };
+        limits::check(&ctx.limits, &deployments)?;
         if ctx.dry {
             let mut keys = Vec::new();
             let mut changes = Vec::new();

@@ -1,7 +1,9 @@
 //! kubectl conformance: a real kubectl 1.33 drives `squall sandbox serve`
-//! through version, get, apply, scale, rollout, cordon, drain (refused by a
-//! PodDisruptionBudget, then allowed), delete, patch, logs and an Istio
-//! VirtualService, asserting on what kubectl prints and its exit codes.
+//! through version, get (server-side tables, `-o wide`), apply (with
+//! kubectl's default validation, which reads `/openapi/v3`), scale, rollout,
+//! cordon, drain (refused by a PodDisruptionBudget, then allowed), delete,
+//! patch, logs, an Istio VirtualService and the go-demo-8 example
+//! manifests, asserting on what kubectl prints and its exit codes.
 //!
 //! kubectl comes from `SQUALL_KUBECTL` or `target/tools/kubectl`
 //! (`scripts/install-kubectl.sh target/tools` installs it); without it the
@@ -340,12 +342,58 @@ fn get_nodes(k: &Kubectl) {
     );
     let ready = r#"jsonpath={.items[*].status.conditions[?(@.type=="Ready")].status}"#;
     k.eventually(step, 20, "nodes", ready, |out| out == "True True True");
+    // The server's table: kubectl prints its columns as they come.
+    let table = k.ok(step, "get nodes");
+    has(step, &table, "NAME     STATUS   ROLES    AGE");
+    assert_eq!(column(step, &table, "node-1", 1), "Ready");
+    assert_eq!(column(step, &table, "node-1", 4), "v1.33.0");
+    let wide = k.ok(step, "get nodes -o wide");
+    for header in [
+        "INTERNAL-IP",
+        "EXTERNAL-IP",
+        "OS-IMAGE",
+        "KERNEL-VERSION",
+        "CONTAINER-RUNTIME",
+    ] {
+        has(step, &wide, header);
+    }
+}
+
+/// Polls `kubectl LINE` (a table) until `cond` holds on it, for at most
+/// 20 seconds; returns that table.
+#[track_caller]
+fn table_until(k: &Kubectl, step: &str, line: &str, cond: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let table = k.ok(step, line);
+        if cond(&table) {
+            return table;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "step {step}: `kubectl {line}` did not get there in 20 s; last:\n{table}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The whitespace-separated cell `n` of the table row whose first cell is
+/// `name` (cells used here hold no spaces).
+#[track_caller]
+fn column(step: &str, table: &str, name: &str, n: usize) -> String {
+    table
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|cells| cells.first() == Some(&name))
+        .and_then(|cells| cells.get(n).map(|c| (*c).to_string()))
+        .unwrap_or_else(|| panic!("step {step}: no cell {n} for {name} in:\n{table}"))
 }
 
 fn apply(k: &Kubectl, cluster: &Cluster) {
     let step = "apply";
     let file = cluster.sb.write("app.yaml", MANIFEST);
-    let line = format!("apply --validate=false -f {}", file.display());
+    // No --validate=false: kubectl's default validation must pass.
+    let line = format!("apply -f {}", file.display());
     let out = k.ok(step, &line);
     for kind in [
         "namespace/kctl",
@@ -392,6 +440,25 @@ fn get_pods(k: &Kubectl) {
         (3, 2, 1),
         "step {step}:\n{table}"
     );
+    has(step, &table, "NAME");
+    // Running comes before Ready (the kubelet model's readiness delay).
+    let (pod, node, _) = pods(k, step, "db").remove(0);
+    let wide = table_until(k, step, &format!("get pods -n {NS} -o wide"), |t| {
+        column(step, t, &pod, 1) == "1/1"
+    });
+    has(step, &wide, "READY   STATUS    RESTARTS   AGE");
+    for header in ["IP", "NODE", "NOMINATED NODE", "READINESS GATES"] {
+        has(step, &wide, header);
+    }
+    assert_eq!(column(step, &wide, &pod, 2), "Running");
+    assert_eq!(column(step, &wide, &pod, 3), "0");
+    assert!(
+        column(step, &wide, &pod, 5)
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok(),
+        "step {step}: no pod IP in\n{wide}"
+    );
+    assert_eq!(column(step, &wide, &pod, 6), node, "step {step}:\n{wide}");
 }
 
 fn scale_and_rollout_status(k: &Kubectl) {
@@ -411,6 +478,15 @@ fn scale_and_rollout_status(k: &Kubectl) {
         "jsonpath={.status.readyReplicas}",
     );
     assert_eq!(ready, "3", "step {step}");
+    let step = "get deploy";
+    let table = k.ok(step, &format!("get deploy -n {NS}"));
+    has(step, &table, "NAME   READY   UP-TO-DATE   AVAILABLE   AGE");
+    assert_eq!(column(step, &table, "web", 1), "3/3");
+    assert_eq!(column(step, &table, "db", 1), "1/1");
+    let wide = k.ok(step, &format!("get deploy web -n {NS} -o wide"));
+    assert_eq!(column(step, &wide, "web", 5), "web");
+    assert_eq!(column(step, &wide, "web", 6), "nginx:1.27");
+    assert_eq!(column(step, &wide, "web", 7), "app=web");
 }
 
 fn rollout_restart(k: &Kubectl) {
@@ -455,6 +531,11 @@ fn cordon_uncordon(k: &Kubectl) {
     let step = "cordon";
     has(step, &k.ok(step, "cordon node-1"), "node/node-1 cordoned");
     assert_eq!(unschedulable(k, step, "node-1"), "true", "step {step}");
+    let table = k.ok(step, "get node node-1");
+    assert_eq!(
+        column(step, &table, "node-1", 1),
+        "Ready,SchedulingDisabled"
+    );
     let step = "uncordon";
     has(
         step,
@@ -466,6 +547,8 @@ fn cordon_uncordon(k: &Kubectl) {
         flag.is_empty() || flag == "false",
         "step {step}: unschedulable {flag:?}"
     );
+    let table = k.ok(step, "get node node-1");
+    assert_eq!(column(step, &table, "node-1", 1), "Ready");
 }
 
 fn drain(node: &str) -> String {
@@ -586,10 +669,7 @@ fn logs(k: &Kubectl) {
 fn virtual_service(k: &Kubectl, cluster: &Cluster) {
     let step = "virtualservice";
     let file = cluster.sb.write("vs.yaml", VIRTUAL_SERVICE);
-    let out = k.ok(
-        step,
-        &format!("apply --validate=false -f {}", file.display()),
-    );
+    let out = k.ok(step, &format!("apply -f {}", file.display()));
     has(step, &out, "virtualservice.networking.istio.io/web created");
     let table = k.ok(step, &format!("get virtualservices -n {NS}"));
     has(step, &table, "NAME");
@@ -605,6 +685,43 @@ fn virtual_service(k: &Kubectl, cluster: &Cluster) {
         step,
         &crd,
         "customresourcedefinition.apiextensions.k8s.io/virtualservices.networking.istio.io",
+    );
+}
+
+/// The book's manifests apply with kubectl's default validation; a kind the
+/// server does not know is still reported as one.
+fn apply_examples(k: &Kubectl, cluster: &Cluster) {
+    let step = "apply examples";
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/go-demo-8");
+    let ns = examples.join("namespace.yaml");
+    has(
+        step,
+        &k.ok(step, &format!("apply -f {}", ns.display())),
+        "namespace/go-demo-8 created",
+    );
+    let app = examples.join("app");
+    let out = k.ok(step, &format!("apply -n go-demo-8 -f {}", app.display()));
+    for kind in [
+        "deployment.apps/go-demo-8",
+        "service/go-demo-8",
+        "deployment.apps/go-demo-8-db",
+    ] {
+        has(step, &out, &format!("{kind} created"));
+    }
+    let hpa = examples.join("health/hpa.yaml");
+    let out = k.ok(step, &format!("apply -n go-demo-8 -f {}", hpa.display()));
+    has(
+        step,
+        &out,
+        "horizontalpodautoscaler.autoscaling/go-demo-8 created",
+    );
+    let unknown = "apiVersion: v1\nkind: Gizmo\nmetadata:\n  name: x\n";
+    let file = cluster.sb.write("gizmo.yaml", unknown);
+    let out = k.fails(step, &format!("apply -f {}", file.display()));
+    has(
+        step,
+        &out.stderr,
+        "no matches for kind \"Gizmo\" in version \"v1\"",
     );
 }
 
@@ -642,5 +759,6 @@ fn kubectl_drives_the_sandbox() {
     timed("patch --type merge", || patch_merge(&k));
     timed("logs", || logs(&k));
     timed("virtualservice", || virtual_service(&k, &cluster));
+    timed("apply examples", || apply_examples(&k, &cluster));
     println!("kubectl conformance passed in {:.1?}", started.elapsed());
 }

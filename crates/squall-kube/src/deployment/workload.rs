@@ -121,9 +121,9 @@ pub(crate) async fn scale<K: Workload>(ctx: &ActivityCtx, s: &Scale<'_>) -> Acti
             Ok(Value::Null)
         }
         Err(e) => {
-            // Nothing changed, so the undo must not "restore" anything later.
+            // Refused: nothing changed, so the undo must not "restore" later.
             if let Ledger::Recorded(id) = ledger {
-                ctx.mark_done(&id)?;
+                crate::settle_failed_write(ctx, &id, &e)?;
             }
             Err(failed(e))
         }
@@ -138,7 +138,10 @@ fn prepare_undo<K: Workload>(
     from: i32,
 ) -> Result<Ledger, ActivityError> {
     let key = target::<K>(s.ns, s.name);
-    let pending = ctx.pending_for(&key)?;
+    let pending: Vec<_> = crate::pending_here(ctx, kube, &key)?
+        .into_iter()
+        .filter(|p| p.undo.kind == s.undo_kind)
+        .collect();
     if let Some(first) = pending.first() {
         // The oldest pending undo holds the count before the experiment
         // touched this object; later scales need no undo of their own, and a

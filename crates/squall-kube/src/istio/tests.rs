@@ -170,7 +170,14 @@ async fn without_a_recorded_spec_remove_takes_only_its_own_fault() {
         rv,
         "nothing to remove: no write"
     );
-    assert!(bed.entries().is_empty());
+    // Removing a fault that predates the run is a change: its undo (the
+    // spec with both faults) was recorded first and stays pending for
+    // `squall recover`; the second removal recorded nothing more.
+    let entries = bed.entries();
+    assert_eq!(entries.len(), 1);
+    assert!(!entries[0].done);
+    assert_eq!(entries[0].pending.undo.data["spec"], with_delay);
+    assert_eq!(entries[0].pending.undo.data["by"], "remove");
 }
 
 #[tokio::test(start_paused = true)]

@@ -147,6 +147,21 @@ async fn json_patch(
     Ok(to_json(&obj))
 }
 
+/// Why a restore undo was recorded: before injecting a fault, or before
+/// removing a fault this run did not inject (one that predates it).
+#[derive(Clone, Copy)]
+pub enum By {
+    Inject,
+    Remove,
+}
+
+/// Whether a pending undo was recorded before an injection: only those
+/// are settled by `remove_*_fault` restoring the spec they hold (restoring
+/// one recorded before a removal would put the removed fault back).
+pub fn recorded_by_inject(p: &squall_activity::Pending) -> bool {
+    p.undo.data.get("by").and_then(Value::as_str) != Some("remove")
+}
+
 /// Records the restore undo for `vs` unless this run already recorded one
 /// for it (that one holds the spec from before the experiment). Returns the
 /// new undo's id, to be marked done if the change then fails.
@@ -155,6 +170,7 @@ pub fn record_once(
     kube: &Kube,
     r: &VsRef,
     vs: &Value,
+    by: By,
 ) -> Result<Option<String>, ActivityError> {
     if !pending_of_run(ctx, r)?.is_empty() {
         return Ok(None);
@@ -167,6 +183,10 @@ pub fn record_once(
             "version": r.version,
             "spec": vs.get("spec").cloned().unwrap_or(Value::Null),
             "connection": kube.origin(),
+            "by": match by {
+                By::Inject => "inject",
+                By::Remove => "remove",
+            },
         }),
         description: format!("restore the spec of VirtualService {}", r.shown()),
     };

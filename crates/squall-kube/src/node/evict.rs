@@ -64,10 +64,14 @@ fn failed_to_evict(v: &Victim, body: &str) -> String {
 }
 
 async fn post_eviction(client: &kube::Client, v: &Victim) -> Answer {
+    // The uid precondition: while refusals are retried, a pod deleted and
+    // recreated under the same name (a StatefulSet pod) is elsewhere by
+    // now, since this node is cordoned, and must not be evicted.
     let body = json!({
         "apiVersion": "policy/v1",
         "kind": "Eviction",
         "metadata": {"name": v.name, "namespace": v.ns},
+        "deleteOptions": {"preconditions": {"uid": v.uid}},
     });
     let url = format!("/api/v1/namespaces/{}/pods", v.ns);
     let req = kube::core::Request::new(url).create_subresource(
@@ -90,7 +94,9 @@ async fn post_eviction(client: &kube::Client, v: &Victim) -> Answer {
         Err(e) => e.to_string(),
     };
     match status.as_u16() {
-        200..=299 | 404 => Answer::Done,
+        // 404: gone already; 409: the uid precondition failed, so the pod
+        // we listed is gone and a replacement holds the name.
+        200..=299 | 404 | 409 => Answer::Done,
         429 => Answer::Refused(text),
         _ => Answer::Failed(failed_to_evict(v, &text)),
     }
@@ -150,25 +156,30 @@ async fn evict_until(
 }
 
 /// Whether the pod listed as `v` still exists (a recreated pod with the
-/// same name does not count; a failed read counts as still there).
-async fn still_there(api: &Api<Pod>, v: &Victim) -> bool {
-    match api.get_opt(&v.name).await {
-        Ok(Some(p)) => p.metadata.uid.as_deref() == Some(v.uid.as_str()),
-        Ok(None) => false,
-        Err(_) => true,
-    }
+/// same name does not count).
+async fn still_there(api: &Api<Pod>, v: &Victim) -> kube::Result<bool> {
+    Ok(match api.get_opt(&v.name).await? {
+        Some(p) => p.metadata.uid.as_deref() == Some(v.uid.as_str()),
+        None => false,
+    })
 }
 
-/// Polls until the evicted pod is gone; false if the deadline came first.
-async fn wait_gone(client: &kube::Client, v: &Victim, deadline: Instant) -> bool {
+/// Polls until the evicted pod is gone: `Ok` when it is, `Err` with the
+/// last read error (if any) when the deadline came first. A read error
+/// counts as "still there" but is kept, so a drain stuck on, say, a 403 on
+/// `get pods` says so instead of only timing out.
+async fn wait_gone(client: &kube::Client, v: &Victim, deadline: Instant) -> Result<(), String> {
     let api: Api<Pod> = Api::namespaced(client.clone(), &v.ns);
+    let mut last_error = String::new();
     loop {
-        if !still_there(&api, v).await {
-            return true;
+        match still_there(&api, v).await {
+            Ok(false) => return Ok(()),
+            Ok(true) => {}
+            Err(e) => last_error = format!(" (last read failed: {e})"),
         }
         let now = Instant::now();
         if now >= deadline {
-            return false;
+            return Err(last_error);
         }
         tokio::time::sleep(POLL.min(deadline - now)).await;
     }
@@ -197,11 +208,12 @@ async fn evict_one(
     terminating.fetch_add(1, Ordering::SeqCst);
     let gone = wait_gone(&client, &v, deadline).await;
     terminating.fetch_sub(1, Ordering::SeqCst);
-    if gone {
-        log.debug(&format!("pod/{} evicted", v.name));
-        Outcome::Gone
-    } else {
-        Outcome::Stuck(v.name)
+    match gone {
+        Ok(()) => {
+            log.debug(&format!("pod/{} evicted", v.name));
+            Outcome::Gone
+        }
+        Err(why) => Outcome::Stuck(format!("{}{why}", v.name)),
     }
 }
 
@@ -216,7 +228,10 @@ pub async fn evict_all(
     victims: Vec<Victim>,
     timeout: Duration,
 ) -> Result<(), String> {
-    let deadline = Instant::now() + timeout;
+    // A huge `timeout` from the experiment must not overflow the clock.
+    let deadline = Instant::now()
+        .checked_add(timeout)
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 86_400));
     let terminating = Arc::new(AtomicUsize::new(0));
     // A JoinSet aborts its tasks when dropped, so an interrupted run stops
     // evicting at once.

@@ -165,3 +165,27 @@ async fn cordoning_every_node_is_refused_by_the_limits() {
     let out = (CORDON_NODE.run)(bed.ctx(Default::default()), args(json!({}))).await;
     assert_eq!(out, Ok(json!(["node-1", "node-2", "node-3"])));
 }
+
+#[tokio::test(start_paused = true)]
+async fn uncordon_leaves_another_clusters_undo_pending() {
+    // A killed run against another cluster left "uncordon node-1" behind in
+    // the shared ledger; uncordoning node-1 here must not settle it.
+    let bed = Bed::new();
+    let ctx = bed.ctx(Default::default());
+    let elsewhere = Undo {
+        kind: UNDO_KIND.into(),
+        data: json!({"node": "node-1", "connection": {"kubeconfig": "/elsewhere", "context": "prod"}}),
+        description: "uncordon node node-1".into(),
+    };
+    ctx.record_undo("node/node-1", elsewhere).unwrap();
+    (CORDON_NODE.run)(ctx.clone(), args(json!({"name": "node-1"})))
+        .await
+        .unwrap();
+    (UNCORDON_NODE.run)(ctx, args(json!({"name": "node-1"})))
+        .await
+        .unwrap();
+    let entries = bed.entries();
+    assert_eq!(entries.len(), 2);
+    assert!(!entries[0].done, "another cluster's undo was settled");
+    assert!(entries[1].done, "this cluster's undo stays pending");
+}

@@ -131,9 +131,14 @@ pub(crate) async fn read(ctx: &ActivityCtx, args: &Map<String, Value>) -> Activi
 
 /// Seconds in one unit word, singular or plural, long or short.
 fn unit_seconds(unit: &str) -> Option<i64> {
-    let unit = unit.trim_end_matches('s');
+    // One plural `s`, and only on words (`mins`, `hours`): `ms` is not
+    // minutes, and `s` alone is seconds.
+    let unit = match unit.strip_suffix('s') {
+        Some(stem) if stem.len() > 1 => stem,
+        _ => unit,
+    };
     Some(match unit {
-        "" | "sec" | "second" => 1,
+        "s" | "sec" | "second" => 1,
         "m" | "min" | "minute" => 60,
         "h" | "hr" | "hour" => 3600,
         "d" | "day" => 86_400,
@@ -186,7 +191,9 @@ mod tests {
         assert_eq!(secs("2h,5m"), Some(7500));
         assert_eq!(secs("1 day"), Some(86_400));
         assert_eq!(secs("0s"), None);
-        for bad in ["", "soon", "10 fortnights", "m5"] {
+        assert_eq!(secs("3 mins"), Some(180));
+        assert_eq!(secs("2 hrs"), Some(7200));
+        for bad in ["", "soon", "10 fortnights", "m5", "500ms"] {
             assert!(
                 parse_last(bad)
                     .unwrap_err()

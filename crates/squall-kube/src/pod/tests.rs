@@ -59,6 +59,25 @@ fn alive(bed: &Bed) -> Vec<String> {
 }
 
 #[tokio::test(start_paused = true)]
+async fn count_pods_reads_every_page() {
+    // More pods than one page (500): the count follows continue tokens.
+    let bed = Bed::new();
+    for i in 0..520 {
+        make_pod(&bed.client, &format!("p-{i}"), "many", i % 2 == 0).await;
+    }
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let count = |a| run(&bed, &COUNT_PODS, a);
+    assert_eq!(
+        count(json!({"label_selector": "app=many"})).await,
+        Ok(json!(520))
+    );
+    assert_eq!(
+        count(json!({"label_selector": "app=many", "phase": "Pending"})).await,
+        Ok(json!(260))
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn count_pods_by_selector_and_phase() {
     let bed = cluster().await;
     let count = |a| run(&bed, &COUNT_PODS, a);

@@ -220,6 +220,31 @@ async fn kill_microservice_deletes_deployment_replica_sets_and_pods() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn kill_microservice_counts_the_deployment_against_the_limits() {
+    let bed = cluster().await;
+    // A selector that matches no pod still deletes the Deployment, whose
+    // pods go with it: the Deployment itself counts against the limits.
+    let refused = (KILL_MICROSERVICE.run)(
+        bed.ctx(Limits {
+            max_targets: None,
+            max_percent: Some(50.0),
+        }),
+        defaulted(
+            &KILL_MICROSERVICE,
+            json!({"name": "web", "label_selector": "app=nothing"}),
+        ),
+    )
+    .await;
+    assert!(
+        refused
+            .unwrap_err()
+            .message()
+            .starts_with("blast radius exceeded: kill_microservice picked 1 of 1 deployments")
+    );
+    assert_eq!(pods(&bed.sim), 2, "the refusal deleted nothing");
+}
+
+#[tokio::test(start_paused = true)]
 async fn remove_service_endpoint_deletes_the_service() {
     let bed = cluster().await;
     let out = run(&bed, &REMOVE_SERVICE_ENDPOINT, json!({"name": "web"})).await;

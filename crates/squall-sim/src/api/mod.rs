@@ -9,7 +9,9 @@
 mod discovery;
 mod eviction;
 pub mod http;
+mod openapi;
 mod rest;
+mod table;
 mod watch;
 
 use ::http::{Method, Request, Response};
@@ -50,6 +52,9 @@ enum Route {
     Group(String),
     Resources(String, String),
     Resource(ResPath),
+    OpenApiV2,
+    OpenApiIndex,
+    OpenApi(String, String),
 }
 
 fn route(path: &str) -> Option<Route> {
@@ -66,6 +71,10 @@ fn route(path: &str) -> Option<Route> {
         ["apis", g] => Some(Route::Group((*g).to_string())),
         ["api", v] => Some(Route::Resources(String::new(), (*v).to_string())),
         ["apis", g, v] => Some(Route::Resources((*g).to_string(), (*v).to_string())),
+        ["openapi", "v2"] => Some(Route::OpenApiV2),
+        ["openapi", "v3"] => Some(Route::OpenApiIndex),
+        ["openapi", "v3", "api", v] => Some(Route::OpenApi(String::new(), (*v).to_string())),
+        ["openapi", "v3", "apis", g, v] => Some(Route::OpenApi((*g).to_string(), (*v).to_string())),
         ["api", v, rest @ ..] => resource_route("", v, rest),
         ["apis", g, v, rest @ ..] => resource_route(g, v, rest),
         _ => None,
@@ -120,6 +129,9 @@ pub async fn handle(shared: &Shared, req: Request<Bytes>) -> Response<Body> {
         Some(Route::Group(g)) => discovery::group(shared, &g),
         Some(Route::Resources(g, v)) => discovery::resources(shared, &g, &v),
         Some(Route::Resource(p)) => dispatch(shared, req, &query, p).await,
+        Some(Route::OpenApiV2) => Ok(openapi::v2()),
+        Some(Route::OpenApiIndex) => Ok(openapi::index(shared)),
+        Some(Route::OpenApi(g, v)) => openapi::group_version(shared, &g, &v),
         None => Err(ApiError::no_route()),
     };
     result.unwrap_or_else(|e| error_response(&e))
@@ -166,6 +178,9 @@ async fn dispatch(
         version: &p.version,
         ns: &ns,
         query: q,
+        // Watches stay plain JSON: `kubectl get` without `-w` never needs a
+        // Table event stream.
+        table: table::wanted(&parts.headers),
     };
     match (&parts.method, p.name.as_deref(), sub) {
         (&Method::GET, None, None) if p.watch || q.flag("watch") => {
@@ -263,5 +278,15 @@ mod tests {
         assert!(matches!(route("/apis/apps/v1"), Some(Route::Resources(..))));
         assert!(route("/api/v1/pods/a/b/c").is_none());
         assert!(route("/nope").is_none());
+        assert!(matches!(route("/openapi/v3"), Some(Route::OpenApiIndex)));
+        assert!(matches!(
+            route("/openapi/v3/apis/apps/v1"),
+            Some(Route::OpenApi(g, v)) if g == "apps" && v == "v1"
+        ));
+        assert!(matches!(
+            route("/openapi/v3/api/v1"),
+            Some(Route::OpenApi(g, _)) if g.is_empty()
+        ));
+        assert!(matches!(route("/openapi/v2"), Some(Route::OpenApiV2)));
     }
 }

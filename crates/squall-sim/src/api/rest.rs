@@ -26,6 +26,8 @@ pub struct Ctx<'a> {
     pub version: &'a str,
     pub ns: &'a str,
     pub query: &'a Query,
+    /// The `meta.k8s.io` Table version the client asked for, if any.
+    pub table: Option<&'static str>,
 }
 
 impl Ctx<'_> {
@@ -74,7 +76,11 @@ pub fn get(ctx: &Ctx<'_>, name: &str) -> ApiResult<Response<Body>> {
         .get(&ctx.def.group, &ctx.def.plural, ctx.ns, name)
         .cloned()
         .ok_or_else(|| ApiError::not_found(ctx.subject(name)))?;
-    ok(&ctx.versioned(obj))
+    drop(store);
+    match ctx.table {
+        Some(version) => super::table::get(ctx, version, &obj),
+        None => ok(&ctx.versioned(obj)),
+    }
 }
 
 pub fn list(ctx: &Ctx<'_>, ns: Option<&str>) -> ApiResult<Response<Body>> {
@@ -113,7 +119,10 @@ pub fn list(ctx: &Ctx<'_>, ns: Option<&str>) -> ApiResult<Response<Body>> {
     if more {
         meta["continue"] = json!(encode_continue(&items));
     }
-    Ok(list_response(ctx, &meta, items))
+    Ok(match ctx.table {
+        Some(version) => super::table::list(ctx, version, &meta, &items),
+        None => list_response(ctx, &meta, items),
+    })
 }
 
 /// A list answer streamed in chunks of items, each serialized only when the

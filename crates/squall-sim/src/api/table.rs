@@ -1,0 +1,172 @@
+//! Server-side printing: a `meta.k8s.io` `Table` instead of the objects when
+//! the client asks for one (`Accept: application/json;as=Table;v=v1;g=meta.k8s.io`,
+//! what `kubectl get` sends), for lists and single gets.
+//!
+//! The apiserver renders every cell, ages included, so kubectl prints them
+//! as they come; ages here are measured on the sim clock, the same clock
+//! that stamped `creationTimestamp`, so a sped-up sandbox shows consistent
+//! ages. Each row carries the object as `includeObject` asks: `Metadata`
+//! (the default, a `PartialObjectMetadata`), `Object` or `None`; kubectl
+//! reads the namespace and labels from it (`-A`, `--show-labels`).
+
+mod columns;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::{HeaderMap, Response, header};
+use serde_json::{Value, json};
+
+use super::http::{Body, json_response};
+use super::rest::Ctx;
+use crate::error::{ApiError, ApiResult};
+use columns::Printer;
+
+/// The Table version the client accepts (`v1` or `v1beta1`), if it asked
+/// for a Table before any plain media type.
+pub fn wanted(headers: &HeaderMap) -> Option<&'static str> {
+    let accept = headers.get(header::ACCEPT)?.to_str().ok()?;
+    for entry in accept.split(',') {
+        let mut parts = entry.split(';').map(str::trim);
+        let mime = parts.next().unwrap_or_default();
+        let params: Vec<(&str, &str)> = parts.filter_map(|p| p.split_once('=')).collect();
+        let param = |k: &str| params.iter().find(|(pk, _)| *pk == k).map(|(_, v)| *v);
+        match (param("as"), param("g"), param("v")) {
+            (Some("Table"), Some("meta.k8s.io"), Some("v1")) if mime == "application/json" => {
+                return Some("v1");
+            }
+            (Some("Table"), Some("meta.k8s.io"), Some("v1beta1")) if mime == "application/json" => {
+                return Some("v1beta1");
+            }
+            // A Table in another encoding or version: look further.
+            (Some(_), _, _) => {}
+            // A plain type listed first wins, as content negotiation does.
+            (None, _, _) => return None,
+        }
+    }
+    None
+}
+
+/// The Table for a list page (`meta` holds resourceVersion and continue).
+pub fn list(ctx: &Ctx<'_>, version: &str, meta: &Value, items: &[Arc<Value>]) -> Response<Body> {
+    let now = now(ctx);
+    let printer = Printer::of(&ctx.def.group, &ctx.def.plural);
+    let rows = items
+        .iter()
+        .map(|o| row(ctx, printer, o, now))
+        .collect::<ApiResult<Vec<_>>>();
+    match rows {
+        Ok(rows) => json_response(200, &table(version, printer, meta.clone(), rows)),
+        Err(e) => super::http::error_response(&e),
+    }
+}
+
+/// The one-row Table for a single get.
+pub fn get(ctx: &Ctx<'_>, version: &str, obj: &Value) -> ApiResult<Response<Body>> {
+    let printer = Printer::of(&ctx.def.group, &ctx.def.plural);
+    let rv = obj
+        .pointer("/metadata/resourceVersion")
+        .cloned()
+        .unwrap_or(json!(""));
+    let rows = vec![row(ctx, printer, obj, now(ctx))?];
+    let meta = json!({ "resourceVersion": rv });
+    Ok(json_response(200, &table(version, printer, meta, rows)))
+}
+
+fn table(version: &str, printer: Printer, meta: Value, rows: Vec<Value>) -> Value {
+    json!({
+        "kind": "Table",
+        "apiVersion": format!("meta.k8s.io/{version}"),
+        "metadata": meta,
+        "columnDefinitions": printer.columns(),
+        "rows": rows,
+    })
+}
+
+fn now(ctx: &Ctx<'_>) -> SystemTime {
+    let clock = ctx.shared.store.lock().clock;
+    clock.wall_at(clock.now())
+}
+
+fn row(ctx: &Ctx<'_>, printer: Printer, o: &Value, now: SystemTime) -> ApiResult<Value> {
+    let ago = |at: &str| parse_time(at).map_or("<unknown>".to_string(), |t| age(now, t));
+    let mut row = json!({ "cells": printer.cells(o, &ago) });
+    match ctx.query.get("includeObject").unwrap_or("Metadata") {
+        "None" => {}
+        "Object" => row["object"] = ctx.versioned(o.clone()),
+        "Metadata" => {
+            row["object"] = json!({
+                "kind": "PartialObjectMetadata",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": o.get("metadata").cloned().unwrap_or(json!({})),
+            });
+        }
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "includeObject: Unsupported value: \"{other}\": supported values: \"Metadata\", \"None\", \"Object\""
+            )));
+        }
+    }
+    Ok(row)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.frac]Z` (what the store writes) to a time.
+fn parse_time(s: &str) -> Option<SystemTime> {
+    let b = s.as_bytes();
+    if b.len() < 20 || !s.ends_with('Z') || b[4] != b'-' || b[10] != b'T' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let days = days_from_civil(num(0..4)?, num(5..7)?, num(8..10)?);
+    let secs = days * 86_400 + num(11..13)? * 3600 + num(14..16)? * 60 + num(17..19)?;
+    Some(UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
+}
+
+/// Howard Hinnant's days-from-civil: (y, m, d) to days since 1970-01-01.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The age of `then` at `now`, as the apiserver's `HumanDuration` prints it.
+fn age(now: SystemTime, then: SystemTime) -> String {
+    match now.duration_since(then) {
+        Ok(d) => human(d.as_secs()),
+        // Up to a second in the future counts as now (clock skew).
+        Err(e) if e.duration() < Duration::from_secs(2) => "0s".into(),
+        Err(_) => "<invalid>".into(),
+    }
+}
+
+/// `k8s.io/apimachinery/pkg/util/duration.HumanDuration` on whole seconds:
+/// more precision for young objects, less as they age.
+fn human(secs: u64) -> String {
+    let (mins, hours) = (secs / 60, secs / 3600);
+    let (days, years) = (hours / 24, hours / 24 / 365);
+    let with = |big: u64, bu: &str, small: u64, su: &str| {
+        if small == 0 {
+            format!("{big}{bu}")
+        } else {
+            format!("{big}{bu}{small}{su}")
+        }
+    };
+    match () {
+        () if secs < 120 => format!("{secs}s"),
+        () if mins < 10 => with(mins, "m", secs % 60, "s"),
+        () if mins < 180 => format!("{mins}m"),
+        () if hours < 8 => with(hours, "h", mins % 60, "m"),
+        () if hours < 48 => format!("{hours}h"),
+        () if hours < 24 * 8 => with(days, "d", hours % 24, "h"),
+        () if hours < 24 * 365 * 2 => format!("{days}d"),
+        () if hours < 24 * 365 * 8 => with(years, "y", days % 365, "d"),
+        () => format!("{years}y"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

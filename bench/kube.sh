@@ -26,13 +26,11 @@
 #          replicas are halved and it is measured at the smaller size (said
 #          under the table).
 #
-# Two things the upstream plugin needs that the sandbox does not (yet) do
-# by itself, set up through the API before the drain (see docs/sandbox.md):
-# the Node's status.nodeInfo fields a kubelet reports (machineID,
-# systemUUID, bootID, kernelVersion, kubeProxyVersion: the Python client's
-# models refuse a Node without them), and the service-account volume the
-# ServiceAccount admission plugin adds to every pod (upstream drain_nodes
-# iterates spec.volumes and crashes when there is none).
+# The upstream plugin relies on two things a real cluster does and the
+# sandbox does too: nodes report every status.nodeInfo field (the Python
+# client's models refuse a Node without them) and pods get the
+# ServiceAccount admission plugin's kube-api-access volume (upstream
+# drain_nodes iterates spec.volumes and crashes when there is none).
 #
 # Wall time: median of ROUNDS, taken around the process as bench/measure.py
 # does; peak RSS: median of another ROUNDS through /usr/bin/time. Absolute

@@ -108,10 +108,8 @@ def running_ready(pod):
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
 
 
-def deployment(name, ns, replicas, labels, volumes=None):
+def deployment(name, ns, replicas, labels):
     spec = {"containers": [{"name": "app", "image": "nginx:1.27", "ports": [{"containerPort": 80}]}]}
-    if volumes:
-        spec["volumes"] = volumes
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": name, "namespace": ns, "labels": dict(labels)},
@@ -318,18 +316,6 @@ def scenario_pods(args, api, env):
 # ---------------------------------------------------------------------------
 # 2. Draining a node that holds 110 pods.
 
-# Real kubelets report these; the upstream plugin's client (kubernetes 35+,
-# pydantic models) refuses a Node without them. See bench/kube.sh.
-NODE_INFO = {"machineID": "sandbox-machine", "systemUUID": "sandbox-uuid", "bootID": "sandbox-boot",
-             "kernelVersion": "6.1.0-sandbox", "kubeProxyVersion": "v1.33.0"}
-# What the ServiceAccount admission plugin adds to every pod of a real
-# cluster; upstream drain_nodes crashes on a pod without volumes.
-SA_VOLUME = [{"name": "kube-api-access", "projected": {"defaultMode": 420, "sources": [
-    {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
-    {"downwardAPI": {"items": [{"path": "namespace",
-                                "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}]}}]
-
-
 def scenario_drain(args, api, env):
     n = args.pods
     nodes = sorted(x["metadata"]["name"] for x in api.get("/api/v1/nodes")["items"])
@@ -339,11 +325,9 @@ def scenario_drain(args, api, env):
     def schedulable(node, yes):
         api.merge_patch(f"/api/v1/nodes/{node}", {"spec": {"unschedulable": None if yes else True}})
 
-    for node in nodes:
-        api.merge_patch(f"/api/v1/nodes/{node}/status", {"status": {"nodeInfo": NODE_INFO}})
     # All the pods on nodes[0]: the other node is cordoned while they are created.
     schedulable(nodes[1], False)
-    create_or_replace_deployment(api, deployment("drain-web", "default", n, {"app": "drain-web"}, SA_VOLUME))
+    create_or_replace_deployment(api, deployment("drain-web", "default", n, {"app": "drain-web"}))
 
     def placement():
         pods = api.pods("default", "app=drain-web")

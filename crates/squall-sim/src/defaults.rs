@@ -93,11 +93,70 @@ fn workload(obj: &mut Value) {
 }
 
 fn pod(obj: &mut Value) {
+    let name = str_at(obj, "/metadata/name").to_string();
     pod_spec(object_at(obj, "spec"));
     default_tolerations(object_at(obj, "spec"));
+    service_account_volume(object_at(obj, "spec"), &name);
     let status = object_at(obj, "status");
     default_key(status, "phase", json!("Pending"));
     default_key(status, "qosClass", json!("BestEffort"));
+}
+
+/// The ServiceAccount admission plugin: every pod that does not opt out
+/// gets a projected `kube-api-access-xxxxx` volume with the token, CA and
+/// namespace, mounted read-only in each container. Clients rely on it
+/// (chaostoolkit-kubernetes' drain iterates `spec.volumes`). The suffix is
+/// derived from the pod's name so the sandbox stays repeatable.
+fn service_account_volume(spec: &mut Value, pod: &str) {
+    if spec["automountServiceAccountToken"] == json!(false) {
+        return;
+    }
+    default_key(spec, "volumes", json!([]));
+    let Some(volumes) = spec.get_mut("volumes").and_then(Value::as_array_mut) else {
+        return;
+    };
+    let has = |v: &Value| {
+        v["name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("kube-api-access-"))
+    };
+    if volumes.iter().any(has) {
+        return;
+    }
+    let name = format!("kube-api-access-{}", name_suffix(pod));
+    volumes.push(json!({"name": name, "projected": {"defaultMode": 420, "sources": [
+        {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}
+    ]}}));
+    let mount = json!({"name": name, "readOnly": true, "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"});
+    for c in spec
+        .get_mut("containers")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        default_key(c, "volumeMounts", json!([]));
+        if let Some(m) = c.get_mut("volumeMounts").and_then(Value::as_array_mut) {
+            m.push(mount.clone());
+        }
+    }
+}
+
+/// Five characters from the apiserver's random-suffix alphabet, taken
+/// from a hash of `seed` (FNV-1a).
+fn name_suffix(seed: &str) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in seed.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    (0..5)
+        .map(|i| {
+            let idx = usize::try_from((h >> (i * 8)) % 27).unwrap_or(0);
+            char::from(ALPHABET[idx])
+        })
+        .collect()
 }
 
 /// The DefaultTolerationSeconds admission plugin: pods tolerate a not-ready
@@ -162,11 +221,26 @@ fn node(obj: &mut Value) {
         "conditions",
         json!([{ "type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status" }]),
     );
-    default_key(
-        status,
-        "nodeInfo",
-        json!({ "kubeletVersion": "v1.33.0", "containerRuntimeVersion": "containerd://2.0.0", "operatingSystem": "linux", "architecture": "amd64", "osImage": "squall-sim" }),
-    );
+    default_key(status, "nodeInfo", node_info(&name));
+}
+
+/// What a kubelet reports about its node: every field of `NodeSystemInfo`
+/// (strict clients, such as the Python client's models, refuse a node
+/// without them), with ids derived from the node's name.
+fn node_info(name: &str) -> Value {
+    let id = format!("{:0>32}", name_suffix(name).repeat(7));
+    json!({
+        "machineID": &id[..32],
+        "systemUUID": format!("{}-{}-{}-{}-{}", &id[..8], &id[8..12], &id[12..16], &id[16..20], &id[20..32]),
+        "bootID": format!("{}-boot", name_suffix(&format!("{name}/boot"))),
+        "kernelVersion": "6.1.0-squall-sim",
+        "osImage": "squall-sim",
+        "containerRuntimeVersion": "containerd://2.0.0",
+        "kubeletVersion": "v1.33.0",
+        "kubeProxyVersion": "v1.33.0",
+        "operatingSystem": "linux",
+        "architecture": "amd64",
+    })
 }
 
 fn service(store: &mut StoreInner, obj: &mut Value) {
@@ -305,4 +379,56 @@ pub fn validate(def: &ResourceDef, obj: &Value) -> ApiResult<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pods_get_the_service_account_volume_once() {
+        let mut spec = json!({"containers": [{"name": "a"}, {"name": "b"}]});
+        service_account_volume(&mut spec, "web-1");
+        service_account_volume(&mut spec, "web-1");
+        let volumes = spec["volumes"].as_array().unwrap();
+        assert_eq!(volumes.len(), 1, "added once");
+        let name = volumes[0]["name"].as_str().unwrap();
+        assert!(
+            name.starts_with("kube-api-access-") && name.len() == 21,
+            "{name}"
+        );
+        for c in spec["containers"].as_array().unwrap() {
+            assert_eq!(c["volumeMounts"][0]["name"], name);
+            assert_eq!(
+                c["volumeMounts"][0]["mountPath"],
+                "/var/run/secrets/kubernetes.io/serviceaccount"
+            );
+        }
+        let mut opted_out = json!({"automountServiceAccountToken": false, "containers": [{}]});
+        service_account_volume(&mut opted_out, "web-2");
+        assert!(opted_out.get("volumes").is_none());
+    }
+
+    #[test]
+    fn nodes_report_every_system_info_field() {
+        let info = node_info("node-1");
+        for field in [
+            "machineID",
+            "systemUUID",
+            "bootID",
+            "kernelVersion",
+            "osImage",
+            "containerRuntimeVersion",
+            "kubeletVersion",
+            "kubeProxyVersion",
+            "operatingSystem",
+            "architecture",
+        ] {
+            assert!(
+                info[field].as_str().is_some_and(|v| !v.is_empty()),
+                "{field}"
+            );
+        }
+        assert_ne!(info["machineID"], node_info("node-2")["machineID"]);
+    }
 }

@@ -283,8 +283,12 @@ async fn plan(
     let api: Api<Node> = Api::all(client.clone());
     let mut changes = Vec::new();
     let mut skipped = Vec::new();
+    // As a real drain: every node is cordoned first, then drained in turn,
+    // stopping at the first node whose pods kubectl would refuse.
     for node in &pick.names {
         changes.push(cordon_change(&api, node).await?);
+    }
+    for node in &pick.names {
         let sorted = Sorted::of(&pods_on(client, node).await?, node, local_storage);
         for (pod, why) in sorted.skipped {
             ctx.log
@@ -305,6 +309,8 @@ async fn plan(
                     .iter()
                     .map(|r| format!("fail to drain node {node}: {r}")),
             );
+            changes.push("stop: the remaining nodes stay cordoned, not drained".into());
+            break;
         }
     }
     let mut out = ctx.plan(&pick.names, &changes)?;

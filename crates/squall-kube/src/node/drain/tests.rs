@@ -428,10 +428,23 @@ async fn dry_runs_plan_and_change_nothing() {
             .any(|c| c.starts_with("fail to drain node node-2: Pod 'bare'")),
         "{changes:?}"
     );
+    // Like a real drain, the plan cordons all three nodes and stops at the
+    // first node it cannot drain: node-3 is cordoned but not drained.
+    assert!(changes.contains(&"cordon node node-3"), "{changes:?}");
+    assert_eq!(
+        changes.last(),
+        Some(&"stop: the remaining nodes stay cordoned, not drained")
+    );
+    let web3 = on_node(&bed.sim, "node-3", "web-");
+    assert!(
+        web3.iter()
+            .all(|p| !changes.contains(&format!("evict pod default/{p}").as_str())),
+        "{changes:?}"
+    );
     assert_eq!(
         out["skipped"].as_array().unwrap().len(),
-        3,
-        "one agent per node: {out}"
+        2,
+        "the agents of the two nodes planned: {out}"
     );
     assert!(log_has(&bed, "dry run: would evict pod default/"));
     assert!(log_has(&bed, "dry run: would skip pod default/agent-"));

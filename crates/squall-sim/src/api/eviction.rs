@@ -95,7 +95,8 @@ pub fn evict(ctx: &Ctx<'_>, name: &str, body: &Bytes) -> ApiResult<Response<Body
     }
     if !dry_run {
         let pod = mark_disruption_target(&mut store, pod);
-        store.delete_pod(pod, grace);
+        let gone = store.delete_pod(pod, grace);
+        crate::controllers::replace_deleted_pod(&mut store, &gone);
     }
     drop(store);
     ctx.shared.store.poke();

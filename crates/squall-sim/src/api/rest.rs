@@ -315,11 +315,14 @@ fn delete_opts(ctx: &Ctx<'_>, body: &Bytes) -> ApiResult<DeleteOpts> {
 
 pub fn delete(ctx: &Ctx<'_>, name: &str, body: &Bytes) -> ApiResult<Response<Body>> {
     let opts = delete_opts(ctx, body)?;
-    let gone = ctx
-        .shared
-        .store
-        .lock()
-        .delete(ctx.def, ctx.ns, name, &opts)?;
+    let gone = {
+        let mut store = ctx.shared.store.lock();
+        let gone = store.delete(ctx.def, ctx.ns, name, &opts)?;
+        if ctx.def.group.is_empty() && ctx.def.plural == "pods" && !opts.dry_run {
+            crate::controllers::replace_deleted_pod(&mut store, &gone);
+        }
+        gone
+    };
     ctx.shared.store.poke();
     ok(&ctx.versioned(gone))
 }

@@ -142,45 +142,72 @@ pub fn sync_replicasets(store: &mut StoreInner) {
         if store.over_budget() {
             return;
         }
-        let mut pods = owned_pods(store, &rs);
-        let want = i(&rs, "/spec/replicas");
-        let have = i64::try_from(pods.len()).unwrap_or(0);
-        for _ in have..want {
-            if store.over_budget() {
-                break;
-            }
-            create_pod(store, &rs, None, &json!({}), None);
-        }
-        if have > want {
-            // Least valuable first: unscheduled, then unready, then newest.
-            pods.sort_by_key(|p| {
-                (
-                    !str_at(p, "/spec/nodeName").is_empty(),
-                    pod_ready(p),
-                    std::cmp::Reverse(str_at(p, "/metadata/creationTimestamp").to_string()),
-                )
-            });
-            for p in pods.drain(..usize::try_from(have - want).unwrap_or(0)) {
-                delete_owned(store, &rs, Value::clone(&p));
-            }
-        }
-        let pods = owned_pods(store, &rs);
-        let sel = rs
-            .ptr("/spec/selector")
-            .and_then(LabelSelector::from_object)
-            .unwrap_or_default();
-        let labeled = pods.iter().filter(|p| sel.matches(p)).count();
-        let ready = count_ready(&pods);
-        write_status(
-            store,
-            "apps",
-            "replicasets",
-            &rs,
-            &json!({
-                "replicas": pods.len(), "fullyLabeledReplicas": labeled, "readyReplicas": ready, "availableReplicas": ready
-            }),
-        );
+        sync_replicaset(store, &rs);
     }
+}
+
+/// The ReplicaSet controller's reaction to one of its pods being deleted,
+/// run in the same write: kube-controller-manager sees the deletion on its
+/// watch and creates the replacement within milliseconds, before a client
+/// can look again. (The controller task would also get there, but a fast
+/// client's next request can win that race, which a real cluster's
+/// controller practically never loses.) Costs one ReplicaSet's pods.
+pub fn replace_deleted_pod(store: &mut StoreInner, pod: &Value) {
+    let Some(uid) = crate::ops::controller_uid(pod) else {
+        return;
+    };
+    let Some(at) = store.index().by_uid(uid).cloned() else {
+        return;
+    };
+    if at.0 != "apps" || at.1 != "replicasets" {
+        return;
+    }
+    if let Some(rs) = store.resolve(&at).cloned()
+        && rs.ptr("/metadata/deletionTimestamp").is_none()
+    {
+        sync_replicaset(store, &rs);
+    }
+}
+
+fn sync_replicaset(store: &mut StoreInner, rs: &Arc<Value>) {
+    let mut pods = owned_pods(store, rs);
+    let want = i(rs, "/spec/replicas");
+    let have = i64::try_from(pods.len()).unwrap_or(0);
+    for _ in have..want {
+        if store.over_budget() {
+            break;
+        }
+        create_pod(store, rs, None, &json!({}), None);
+    }
+    if have > want {
+        // Least valuable first: unscheduled, then unready, then newest.
+        pods.sort_by_key(|p| {
+            (
+                !str_at(p, "/spec/nodeName").is_empty(),
+                pod_ready(p),
+                std::cmp::Reverse(str_at(p, "/metadata/creationTimestamp").to_string()),
+            )
+        });
+        for p in pods.drain(..usize::try_from(have - want).unwrap_or(0)) {
+            delete_owned(store, rs, Value::clone(&p));
+        }
+    }
+    let pods = owned_pods(store, rs);
+    let sel = rs
+        .ptr("/spec/selector")
+        .and_then(LabelSelector::from_object)
+        .unwrap_or_default();
+    let labeled = pods.iter().filter(|p| sel.matches(p)).count();
+    let ready = count_ready(&pods);
+    write_status(
+        store,
+        "apps",
+        "replicasets",
+        rs,
+        &json!({
+            "replicas": pods.len(), "fullyLabeledReplicas": labeled, "readyReplicas": ready, "availableReplicas": ready
+        }),
+    );
 }
 
 /// Keeps StatefulSet ordinal pods.

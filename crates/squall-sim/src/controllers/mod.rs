@@ -14,6 +14,7 @@
 //! so a step that stops early simply continues in the next pass.
 
 mod apps;
+pub use apps::replace_deleted_pod;
 mod deployment;
 mod endpoints;
 mod events;
@@ -351,6 +352,41 @@ mod tests {
         let on = |n: &str| g.index().pods_on(n).count();
         assert_eq!(on(""), 0, "all bound");
         assert!((1..=10).all(|i| on(&format!("node-{i}")) == 100), "spread");
+    }
+
+    #[tokio::test]
+    async fn a_deleted_replica_is_replaced_in_the_same_write() {
+        let store = Store::new(
+            crate::clock::Clock::new(1.0),
+            1,
+            crate::store::Timing::default(),
+        );
+        let mut g = store.lock();
+        crate::cluster::bootstrap(&mut g, 2, false);
+        let def = g.resource("apps", "replicasets").cloned().expect("rs");
+        let rs = json!({ "metadata": { "name": "web" }, "spec": { "replicas": 2,
+            "selector": { "matchLabels": { "a": "b" } },
+            "template": { "metadata": { "labels": { "a": "b" } }, "spec": { "containers": [{ "name": "c", "image": "i" }] } } } });
+        g.create(&def, "default", rs, false).expect("create");
+        let mut state = State::default();
+        reconcile(&mut g, &mut state);
+        let pods = g.list("", "pods", Some("default"));
+        assert_eq!(pods.len(), 2);
+        let victim = pods[0].clone();
+        // No controller pass between the deletion and the next look.
+        let gone = g.delete_pod(victim, None);
+        replace_deleted_pod(&mut g, &gone);
+        let pods = g.list("", "pods", Some("default"));
+        let active = pods
+            .iter()
+            .filter(|p| {
+                p.get("metadata")
+                    .and_then(|m| m.get("deletionTimestamp"))
+                    .is_none()
+            })
+            .count();
+        assert_eq!(pods.len(), 3, "the terminating pod and its replacement");
+        assert_eq!(active, 2);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::{condition_true, pod_active, set_condition};
+use crate::ops::controller_uid;
 use crate::store::{StoreInner, str_at};
 
 /// Why a node cannot take a pod, or `None` if it can.
@@ -105,33 +106,66 @@ pub fn sync(store: &mut StoreInner) {
         })
         .collect();
     let now = store.clock.timestamp();
+    let mut siblings = Siblings::default();
     for pod in pending {
         if store.over_budget() {
             return;
         }
-        let choice = choose(&nodes, &load, &pod);
+        let owner = controller_uid(&pod).unwrap_or_default().to_string();
+        let spread = siblings.on_nodes(store, &owner);
+        let choice = choose(&nodes, &load, spread, &pod);
         if let Ok(node) = &choice {
             *load.entry(node.clone()).or_default() += 1;
+            *spread.entry(node.clone()).or_default() += 1;
         }
         bind(store, &pod, choice, &now);
     }
 }
 
-/// The least-loaded feasible node (ties by name), or the scheduler's message.
+/// Per controller (ReplicaSet, StatefulSet…), how many of its active pods
+/// each node already runs: the default spreading of kube-scheduler puts a
+/// controller's replicas on different nodes before it balances total load,
+/// which is what lets a budget-protected Deployment of two survive a drain.
+/// Counted once per owner per pass from the store's owner index.
+#[derive(Default)]
+struct Siblings(HashMap<String, HashMap<String, usize>>);
+
+impl Siblings {
+    fn on_nodes(&mut self, store: &StoreInner, owner: &str) -> &mut HashMap<String, usize> {
+        self.0.entry(owner.to_string()).or_insert_with(|| {
+            let mut counts = HashMap::new();
+            if owner.is_empty() {
+                return counts;
+            }
+            for p in store.dependents_of(owner, "", "pods") {
+                let node = str_at(&p, "/spec/nodeName");
+                if !node.is_empty() && pod_active(&p) {
+                    *counts.entry(node.to_string()).or_default() += 1;
+                }
+            }
+            counts
+        })
+    }
+}
+
+/// The feasible node with the fewest pods of the same controller, then the
+/// fewest pods in all (ties by name), or the scheduler's message.
 fn choose(
     nodes: &[Arc<Value>],
     load: &HashMap<String, usize>,
+    siblings: &HashMap<String, usize>,
     pod: &Value,
 ) -> Result<String, String> {
     let mut reasons: Vec<&str> = Vec::new();
-    let mut best: Option<(usize, &str)> = None;
+    let mut best: Option<((usize, usize), &str)> = None;
     for n in nodes {
         let name = str_at(n, "/metadata/name");
         let l = load.get(name).copied().unwrap_or(0);
+        let score = (siblings.get(name).copied().unwrap_or(0), l);
         let why = unfit(n, pod).or((l >= pod_capacity(n)).then_some("Too many pods"));
         match why {
             Some(r) => reasons.push(r),
-            None if best.is_none_or(|(bl, _)| l < bl) => best = Some((l, name)),
+            None if best.is_none_or(|(bs, _)| score < bs) => best = Some((score, name)),
             None => {}
         }
     }
@@ -235,18 +269,27 @@ mod tests {
         let pod = json!({});
         let load = |a, b| HashMap::from([("n1".to_string(), a), ("n2".to_string(), b)]);
         assert_eq!(
-            choose(&nodes, &load(1, 5), &pod),
+            choose(&nodes, &load(1, 5), &HashMap::new(), &pod),
             Ok("n1".to_string()),
             "least loaded"
         );
         assert_eq!(
-            choose(&nodes, &load(2, 5), &pod),
+            choose(&nodes, &load(2, 5), &HashMap::new(), &pod),
             Ok("n2".to_string()),
             "n1 is full"
         );
         assert_eq!(
-            choose(&nodes, &load(2, 110), &pod),
+            choose(&nodes, &load(2, 110), &HashMap::new(), &pod),
             Err("0/2 nodes are available: 2 Too many pods.".to_string())
+        );
+        // A sibling on the emptier node outweighs total load.
+        let siblings = HashMap::from([("n1".to_string(), 1)]);
+        let roomy_too = json!({ "metadata": { "name": "n1" }, "status": { "conditions": ready } });
+        let two = [Arc::new(roomy_too), nodes[1].clone()];
+        assert_eq!(
+            choose(&two, &load(0, 5), &siblings, &pod),
+            Ok("n2".to_string()),
+            "spread the controller's replicas first"
         );
         assert_eq!(
             unschedulable_message(3, &["a", "a", "b"]),

@@ -25,10 +25,10 @@ use squall_activity::{
 use squall_core::catalog::{ActivitySpec, ArgSpec, ArgType, Kind};
 
 use crate::api_error;
-use crate::args::{bool_or, int_or, opt_int, opt_str, str_or};
+use crate::args::{bool_or, opt_int, opt_str, str_or};
 use crate::connect::kube;
 use crate::pod::verdict;
-use workload::{Deleted, Scale, Selection, Wait};
+use workload::{Deleted, Scale, Selection};
 
 const ACTIONS: &str = "chaosk8s.deployment.actions";
 const PROBES: &str = "chaosk8s.deployment.probes";
@@ -193,7 +193,7 @@ pub const DEPLOYMENT_FULLY_AVAILABLE: Registered = Registered {
             ),
         ],
     ),
-    run: deployment_fully_available,
+    run: workload::fully_available::<Deployment>,
 };
 
 pub const DEPLOYMENT_NOT_FULLY_AVAILABLE: Registered = Registered {
@@ -214,7 +214,7 @@ pub const DEPLOYMENT_NOT_FULLY_AVAILABLE: Registered = Registered {
             ),
         ],
     ),
-    run: deployment_not_fully_available,
+    run: workload::not_fully_available::<Deployment>,
 };
 
 pub const UNDO_SCALE_DEPLOYMENT: UndoSpec = UndoSpec {
@@ -397,55 +397,6 @@ fn deployment_partially_available(
             return Ok(Value::Bool(true));
         }
         verdict(raise, format!("Deployment '{name}' is not healthy"))
-    })
-}
-
-/// The readiness waits (`deployment_fully_available`,
-/// `deployment_not_fully_available` and their deprecated aliases).
-pub(crate) async fn wait(
-    ctx: &ActivityCtx,
-    args: &Map<String, Value>,
-    fully: bool,
-    raise: bool,
-) -> ActivityResult {
-    let name = required(args, "name")?;
-    let ns = str_or(args, "ns", "default")?;
-    let labels = opt_str(args, "label_selector")?;
-    let timeout = int_or(args, "timeout", 30)?;
-    let w = Wait {
-        ns: &ns,
-        name: &name,
-        label_selector: labels.as_deref(),
-        timeout: timeout.max(0).unsigned_abs(),
-        fully,
-    };
-    if workload::wait_readiness::<Deployment>(ctx, &w).await? {
-        return Ok(Value::Bool(true));
-    }
-    let what = if fully { "recover" } else { "stop running" };
-    verdict(
-        raise,
-        format!("deployment '{name}' failed to {what} within {timeout}s"),
-    )
-}
-
-fn deployment_fully_available(
-    ctx: Arc<ActivityCtx>,
-    args: Map<String, Value>,
-) -> BoxFuture<ActivityResult> {
-    Box::pin(async move {
-        let raise = bool_or(&args, "raise_on_not_fully_available", true)?;
-        wait(&ctx, &args, true, raise).await
-    })
-}
-
-fn deployment_not_fully_available(
-    ctx: Arc<ActivityCtx>,
-    args: Map<String, Value>,
-) -> BoxFuture<ActivityResult> {
-    Box::pin(async move {
-        let raise = bool_or(&args, "raise_on_fully_available", true)?;
-        wait(&ctx, &args, false, raise).await
     })
 }
 

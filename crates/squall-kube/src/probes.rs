@@ -152,7 +152,7 @@ pub const DEPLOYMENT_IS_FULLY_AVAILABLE: Registered = Registered {
                 "deployment_is_fully_available",
                 "deployment_fully_available",
             );
-            deployment::wait(&ctx, &args, true, true).await
+            deployment::workload::wait::<Deployment>(&ctx, &args, true, true).await
         })
     },
 };
@@ -170,7 +170,7 @@ pub const DEPLOYMENT_IS_NOT_FULLY_AVAILABLE: Registered = Registered {
                 "deployment_is_not_fully_available",
                 "deployment_not_fully_available",
             );
-            deployment::wait(&ctx, &args, false, true).await
+            deployment::workload::wait::<Deployment>(&ctx, &args, false, true).await
         })
     },
 };

@@ -15,10 +15,9 @@ use serde_json::{Map, Value};
 use squall_activity::{ActivityCtx, ActivityResult, BoxFuture, Registered, UndoSpec};
 use squall_core::catalog::{ArgSpec, ArgType, Kind};
 
-use crate::args::{bool_or, int_or, opt_str, str_or};
-use crate::deployment::workload::{self, Deleted, Scale, Selection, Wait};
+use crate::args::{opt_str, str_or};
+use crate::deployment::workload::{self, Deleted, Scale, Selection};
 use crate::deployment::{NS, REPLICAS, TIMEOUT, arg, required, required_int, spec};
-use crate::pod::verdict;
 
 const ACTIONS: &str = "chaosk8s.statefulset.actions";
 const PROBES: &str = "chaosk8s.statefulset.probes";
@@ -93,7 +92,7 @@ pub const STATEFULSET_FULLY_AVAILABLE: Registered = Registered {
             ),
         ],
     ),
-    run: statefulset_fully_available,
+    run: workload::fully_available::<StatefulSet>,
 };
 
 pub const STATEFULSET_NOT_FULLY_AVAILABLE: Registered = Registered {
@@ -116,7 +115,7 @@ pub const STATEFULSET_NOT_FULLY_AVAILABLE: Registered = Registered {
             ),
         ],
     ),
-    run: statefulset_not_fully_available,
+    run: workload::not_fully_available::<StatefulSet>,
 };
 
 pub const UNDO_SCALE_STATEFULSET: UndoSpec = UndoSpec {
@@ -159,53 +158,6 @@ fn remove_statefulset(
             Deleted::Planned(plan) => Ok(plan),
             Deleted::Done(_) => Ok(Value::Null),
         }
-    })
-}
-
-async fn wait(
-    ctx: &ActivityCtx,
-    args: &Map<String, Value>,
-    fully: bool,
-    raise: bool,
-) -> ActivityResult {
-    let name = required(args, "name")?;
-    let ns = str_or(args, "ns", "default")?;
-    let labels = opt_str(args, "label_selector")?;
-    let timeout = int_or(args, "timeout", 30)?;
-    let w = Wait {
-        ns: &ns,
-        name: &name,
-        label_selector: labels.as_deref(),
-        timeout: timeout.max(0).unsigned_abs(),
-        fully,
-    };
-    if workload::wait_readiness::<StatefulSet>(ctx, &w).await? {
-        return Ok(Value::Bool(true));
-    }
-    let what = if fully { "recover" } else { "stop running" };
-    verdict(
-        raise,
-        format!("microservice '{name}' failed to {what} within {timeout}s"),
-    )
-}
-
-fn statefulset_fully_available(
-    ctx: Arc<ActivityCtx>,
-    args: Map<String, Value>,
-) -> BoxFuture<ActivityResult> {
-    Box::pin(async move {
-        let raise = bool_or(&args, "raise_on_not_fully_available", true)?;
-        wait(&ctx, &args, true, raise).await
-    })
-}
-
-fn statefulset_not_fully_available(
-    ctx: Arc<ActivityCtx>,
-    args: Map<String, Value>,
-) -> BoxFuture<ActivityResult> {
-    Box::pin(async move {
-        let raise = bool_or(&args, "raise_on_fully_available", true)?;
-        wait(&ctx, &args, false, raise).await
     })
 }
 

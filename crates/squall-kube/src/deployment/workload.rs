@@ -6,6 +6,7 @@
 //! `chaosk8s.statefulset` differ only in their descriptors and messages.
 
 use std::fmt::Debug;
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::NamespaceResourceScope;
@@ -15,9 +16,10 @@ use kube::runtime::wait::await_condition;
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
-use squall_activity::{ActivityCtx, ActivityError, ActivityResult, Undo};
+use serde_json::{Map, Value, json};
+use squall_activity::{ActivityCtx, ActivityError, ActivityResult, BoxFuture, Undo};
 
+use crate::args::{bool_or, int_or, opt_str, str_or};
 use crate::connect::{Kube, Origin, kube};
 use crate::{api_error, limits};
 
@@ -36,6 +38,9 @@ pub(crate) trait Workload:
 {
     /// How messages, plans and ledger targets name it (`deployment`).
     const NOUN: &'static str;
+    /// How upstream's readiness-wait failure names it (chaosk8s says
+    /// `microservice` for StatefulSets).
+    const WAIT_NOUN: &'static str;
     /// `spec.replicas`.
     fn desired(&self) -> Option<i32>;
     /// `status.readyReplicas` (absent, not 0, when none is ready).
@@ -44,6 +49,7 @@ pub(crate) trait Workload:
 
 impl Workload for Deployment {
     const NOUN: &'static str = "deployment";
+    const WAIT_NOUN: &'static str = "deployment";
     fn desired(&self) -> Option<i32> {
         self.spec.as_ref().and_then(|s| s.replicas)
     }
@@ -54,6 +60,7 @@ impl Workload for Deployment {
 
 impl Workload for StatefulSet {
     const NOUN: &'static str = "statefulset";
+    const WAIT_NOUN: &'static str = "microservice";
     fn desired(&self) -> Option<i32> {
         self.spec.as_ref().and_then(|s| s.replicas)
     }
@@ -366,4 +373,59 @@ pub(crate) fn defaulted(
         }
     }
     args
+}
+
+/// The readiness waits (`*_fully_available`, `*_not_fully_available` and
+/// their deprecated aliases): `true` once `name` is (or is no longer) fully
+/// available within `timeout`, else upstream's failure or `false`.
+pub(crate) async fn wait<K: Workload>(
+    ctx: &ActivityCtx,
+    args: &Map<String, Value>,
+    fully: bool,
+    raise: bool,
+) -> ActivityResult {
+    let name = super::required(args, "name")?;
+    let ns = str_or(args, "ns", "default")?;
+    let labels = opt_str(args, "label_selector")?;
+    let timeout = int_or(args, "timeout", 30)?;
+    let w = Wait {
+        ns: &ns,
+        name: &name,
+        label_selector: labels.as_deref(),
+        timeout: timeout.max(0).unsigned_abs(),
+        fully,
+    };
+    if wait_readiness::<K>(ctx, &w).await? {
+        return Ok(Value::Bool(true));
+    }
+    let what = if fully { "recover" } else { "stop running" };
+    crate::pod::verdict(
+        raise,
+        format!(
+            "{} '{name}' failed to {what} within {timeout}s",
+            K::WAIT_NOUN
+        ),
+    )
+}
+
+/// `<kind>_fully_available`, for the registry.
+pub(crate) fn fully_available<K: Workload>(
+    ctx: Arc<ActivityCtx>,
+    args: Map<String, Value>,
+) -> BoxFuture<ActivityResult> {
+    Box::pin(async move {
+        let raise = bool_or(&args, "raise_on_not_fully_available", true)?;
+        wait::<K>(&ctx, &args, true, raise).await
+    })
+}
+
+/// `<kind>_not_fully_available`, for the registry.
+pub(crate) fn not_fully_available<K: Workload>(
+    ctx: Arc<ActivityCtx>,
+    args: Map<String, Value>,
+) -> BoxFuture<ActivityResult> {
+    Box::pin(async move {
+        let raise = bool_or(&args, "raise_on_fully_available", true)?;
+        wait::<K>(&ctx, &args, false, raise).await
+    })
 }

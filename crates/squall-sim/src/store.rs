@@ -506,29 +506,29 @@ impl StoreInner {
         meta.insert("resourceVersion".into(), json!(rv.to_string()));
         meta.insert("creationTimestamp".into(), json!(ts));
         meta.entry("generation").or_insert(json!(1));
-        let key = obj_key(&obj);
-        let stored = Arc::new(obj);
-        let at = (
-            group.to_string(),
-            plural.to_string(),
-            key.0.clone(),
-            key.1.clone(),
-        );
-        let old = self
-            .objects
-            .entry((group.to_string(), plural.to_string()))
-            .or_default()
-            .insert(key, stored.clone());
-        self.index.update(&at, old.as_deref(), Some(&stored));
+        let (stored, _) = self.store_at_key(group, plural, obj);
         self.emit(group, plural, EventType::Added, stored.clone(), None, rv);
         Value::clone(&stored)
     }
 
     /// Replaces an existing object, bumping its resourceVersion. Returns the stored object.
     pub fn replace(&mut self, group: &str, plural: &str, mut obj: Value) -> Value {
-        let key = obj_key(&obj);
         let rv = self.next_rv();
         meta_mut(&mut obj).insert("resourceVersion".into(), json!(rv.to_string()));
+        let (stored, old) = self.store_at_key(group, plural, obj);
+        self.emit(group, plural, EventType::Modified, stored.clone(), old, rv);
+        Value::clone(&stored)
+    }
+
+    /// Stores `obj` under its key and keeps the indexes in step; returns the
+    /// stored object and the one it replaced.
+    fn store_at_key(
+        &mut self,
+        group: &str,
+        plural: &str,
+        obj: Value,
+    ) -> (Arc<Value>, Option<Arc<Value>>) {
+        let key = obj_key(&obj);
         let stored = Arc::new(obj);
         let at = (
             group.to_string(),
@@ -542,8 +542,7 @@ impl StoreInner {
             .or_default()
             .insert(key, stored.clone());
         self.index.update(&at, old.as_deref(), Some(&stored));
-        self.emit(group, plural, EventType::Modified, stored.clone(), old, rv);
-        Value::clone(&stored)
+        (stored, old)
     }
 
     /// Removes an object. Returns its last state (with a fresh resourceVersion).

@@ -239,17 +239,7 @@ rollbacks:
 
 /// Starts the held experiment and waits until the fault is in place.
 fn start_held(sb: &Sandbox, cluster: &Cluster) -> std::process::Child {
-    let exp = sb.write("held.yaml", HELD);
-    let child = sb
-        .cmd()
-        .args(["run", exp.to_str().unwrap(), "--kubeconfig", "kube.yaml"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    assert!(wait_until(20, || sb
-        .read("squall.log")
-        .contains("Pausing after activity")));
+    let child = common::cluster::run_until_paused(sb, &sb.write("held.yaml", HELD));
     assert!(vs(cluster, "go-demo-8")["spec"]["http"][0]["fault"].is_object());
     child
 }

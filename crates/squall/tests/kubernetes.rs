@@ -172,16 +172,7 @@ rollbacks:
   - {type: action, name: uncordon, provider: {type: python, module: chaosk8s.node.actions, func: uncordon_node, arguments: {name: node-1}}}
 "#,
     );
-    let child = sb
-        .cmd()
-        .args(["run", exp.to_str().unwrap(), "--kubeconfig", "kube.yaml"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    assert!(common::wait_until(20, || sb
-        .read("squall.log")
-        .contains("Pausing after activity")));
+    let child = common::cluster::run_until_paused(&sb, &exp);
     assert!(unschedulable(&cluster, "node-1"));
     std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])

@@ -262,18 +262,7 @@ rollbacks:
 "#;
 
 fn start_paused_drain(sb: &Sandbox) -> std::process::Child {
-    let exp = sb.write("drain.yaml", PAUSED_DRAIN);
-    let child = sb
-        .cmd()
-        .args(["run", exp.to_str().unwrap(), "--kubeconfig", "kube.yaml"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    assert!(wait_until(30, || sb
-        .read("squall.log")
-        .contains("Pausing after activity")));
-    child
+    common::cluster::run_until_paused(sb, &sb.write("drain.yaml", PAUSED_DRAIN))
 }
 
 #[test]

@@ -106,3 +106,23 @@ pub fn unschedulable(cluster: &Cluster, node: &str) -> bool {
     let got = cluster.request("GET", &format!("/api/v1/nodes/{node}"), "");
     got.contains("\"unschedulable\":true")
 }
+
+/// Starts `squall run EXP --kubeconfig kube.yaml` in the background and
+/// waits until it pauses after an activity (the fault is in place), for
+/// the interrupt tests.
+pub fn run_until_paused(sb: &Sandbox, exp: &std::path::Path) -> Child {
+    let child = sb
+        .cmd()
+        .args(["run", exp.to_str().unwrap(), "--kubeconfig", "kube.yaml"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_until(30, || sb
+            .read("squall.log")
+            .contains("Pausing after activity")),
+        "the run never reached its pause"
+    );
+    child
+}

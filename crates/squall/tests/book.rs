@@ -333,6 +333,33 @@ fn replicas(cluster: &Cluster) -> i64 {
 }
 
 #[test]
+fn a_scale_killed_mid_experiment_is_undone_by_recover() {
+    let _serial = serial();
+    let sb = Sandbox::new();
+    let cluster = Cluster::start(&sb);
+    post(&cluster, "/api/v1/namespaces", &namespace());
+    let mut deployment = api_deployment();
+    deployment["spec"]["replicas"] = json!(2);
+    post(&cluster, &format!("{APPS}/deployments"), &deployment);
+    let exp = sb.write(
+        "scale.yaml",
+        r"title: Scale down and hold
+description: Killed during the pause.
+method:
+  - {type: action, name: scale-down, pauses: {after: 600}, provider: {type: python, module: chaosk8s.deployment.actions, func: scale_deployment, arguments: {name: go-demo-8, replicas: 1, ns: go-demo-8}}}
+",
+    );
+    let mut child = common::cluster::run_until_paused(&sb, &exp);
+    assert_eq!(replicas(&cluster), 1);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(replicas(&cluster), 1, "nothing rolled back a killed run");
+    sb.run(&["recover"]).code(0).has("Undo:");
+    assert_eq!(replicas(&cluster), 2);
+    sb.run(&["recover"]).code(0).has("Nothing to recover");
+}
+
+#[test]
 fn a_scaled_deployment_is_scaled_back_by_the_rollback_or_by_recover() {
     let _serial = serial();
     let sb = Sandbox::new();

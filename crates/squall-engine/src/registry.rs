@@ -77,6 +77,7 @@ pub static UNDOS: &[UndoSpec] = &[
     squall_kube::istio::UNDO_RESTORE,
     squall_kube::deployment::UNDO_SCALE_DEPLOYMENT,
     squall_kube::statefulset::UNDO_SCALE_STATEFULSET,
+    squall_kube::dataplane::UNDO_RESTORE_ON_NODE,
 ];
 
 /// The registry as a [`Catalog`] for validation and discovery.
@@ -113,6 +114,20 @@ pub fn with_defaults(spec: &ActivitySpec, mut args: Map<String, Value>) -> Map<S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_kubernetes_activity_and_undo_is_registered() {
+        for r in squall_kube::ACTIVITIES {
+            assert!(
+                find(r.spec.module, r.spec.func).is_some(),
+                "{} is missing from the registry",
+                r.spec.qualified()
+            );
+        }
+        for u in squall_kube::UNDOS {
+            assert!(undo_fn(u.kind).is_some(), "undo {} is missing", u.kind);
+        }
+    }
 
     #[test]
     fn every_entry_is_unique_and_documented() {

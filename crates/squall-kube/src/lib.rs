@@ -9,7 +9,9 @@
 
 mod args;
 pub mod connect;
+pub mod dataplane;
 pub mod deployment;
+pub mod helper;
 pub mod istio;
 pub mod limits;
 pub mod node;
@@ -78,6 +80,7 @@ pub static UNDOS: &[UndoSpec] = &[
     istio::UNDO_RESTORE,
     deployment::UNDO_SCALE_DEPLOYMENT,
     statefulset::UNDO_SCALE_STATEFULSET,
+    dataplane::UNDO_RESTORE_ON_NODE,
 ];
 
 /// Pending undos for `target` recorded against the cluster `kube` talks to.

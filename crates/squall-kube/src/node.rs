@@ -35,6 +35,8 @@ mod pick;
 
 pub use delete::DELETE_NODES;
 pub use drain::DRAIN_NODES;
+pub(crate) use drain::pick_count;
+pub(crate) use pick::{NodePick, NodeQuery};
 
 /// The `kind` of the uncordon undo in the ledger.
 pub const UNDO_KIND: &str = "chaosk8s.node.uncordon";
@@ -165,7 +167,7 @@ fn cordon_node(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<Act
 /// The blast-radius check for a pick of nodes, against every node in the
 /// cluster; a random pick's seed is logged first, so even a refused pick
 /// can be replayed.
-async fn guard(
+pub(crate) async fn guard(
     ctx: &ActivityCtx,
     client: &kube::Client,
     pick: &pick::NodePick,

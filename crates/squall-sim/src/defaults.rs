@@ -59,6 +59,20 @@ pub fn apply(store: &mut StoreInner, def: &ResourceDef, obj: &mut Value) {
             default_key(spec, "progressDeadlineSeconds", json!(600));
         }
         ("apps", "replicasets") => workload(obj),
+        // The API's defaults for kinds the sandbox stores but does not run,
+        // so they print (`kubectl get secret,job,cronjob`) as on a cluster.
+        ("", "secrets") => default_key(obj, "type", json!("Opaque")),
+        ("batch", "jobs") => job_spec(object_at(obj, "spec")),
+        ("batch", "cronjobs") => {
+            let spec = object_at(obj, "spec");
+            default_key(spec, "concurrencyPolicy", json!("Allow"));
+            default_key(spec, "suspend", json!(false));
+            default_key(spec, "successfulJobsHistoryLimit", json!(3));
+            default_key(spec, "failedJobsHistoryLimit", json!(1));
+            if let Some(t) = spec.get_mut("jobTemplate") {
+                job_spec(object_at(t, "spec"));
+            }
+        }
         ("apps", "statefulsets") => {
             workload(obj);
             let spec = object_at(obj, "spec");
@@ -81,6 +95,19 @@ pub fn apply(store: &mut StoreInner, def: &ResourceDef, obj: &mut Value) {
             }
         }
         _ => {}
+    }
+}
+
+/// `SetDefaults_Job`: one pod to completion, six retries.
+fn job_spec(spec: &mut Value) {
+    default_key(spec, "parallelism", json!(1));
+    default_key(spec, "completions", json!(1));
+    default_key(spec, "backoffLimit", json!(6));
+    default_key(spec, "completionMode", json!("NonIndexed"));
+    default_key(spec, "suspend", json!(false));
+    default_key(spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
+    if let Some(t) = spec.get_mut("template") {
+        pod_spec(object_at(t, "spec"));
     }
 }
 
@@ -279,10 +306,13 @@ fn service(store: &mut StoreInner, obj: &mut Value) {
             }
         }
     }
-    if spec
-        .get("clusterIP")
-        .and_then(Value::as_str)
-        .is_none_or(str::is_empty)
+    // An ExternalName service is a DNS alias: no cluster IP is allocated.
+    let external_name = spec["type"] == "ExternalName";
+    if !external_name
+        && spec
+            .get("clusterIP")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
     {
         let kept = old
             .as_ref()

@@ -33,6 +33,7 @@ mod gateway;
 pub mod ops;
 pub mod patch;
 pub mod resources;
+pub mod runtime;
 pub mod scenario;
 pub mod selector;
 mod sim;

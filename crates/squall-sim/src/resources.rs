@@ -333,11 +333,18 @@ pub fn crd_for(def: &ResourceDef) -> Value {
         .versions
         .iter()
         .enumerate()
-        .map(|(i, v)| json!({
-            "name": v, "served": true, "storage": i == 0,
-            "schema": { "openAPIV3Schema": { "type": "object", "x-kubernetes-preserve-unknown-fields": true } },
-            "subresources": { "status": {} }
-        }))
+        .map(|(i, v)| {
+            let mut version = json!({
+                "name": v, "served": true, "storage": i == 0,
+                "schema": { "openAPIV3Schema": { "type": "object", "x-kubernetes-preserve-unknown-fields": true } },
+                "subresources": { "status": {} }
+            });
+            let columns = printer_columns(&def.plural);
+            if !columns.is_empty() {
+                version["additionalPrinterColumns"] = json!(columns);
+            }
+            version
+        })
         .collect();
     json!({
         "apiVersion": "apiextensions.k8s.io/v1",
@@ -351,6 +358,39 @@ pub fn crd_for(def: &ResourceDef) -> Value {
         },
         "status": { "conditions": [{ "type": "Established", "status": "True", "reason": "InitialNamesAccepted" }] }
     })
+}
+
+/// The `additionalPrinterColumns` Istio's own CRDs declare (every served
+/// version has the same), so `kubectl get virtualservices` prints GATEWAYS
+/// and HOSTS as on a cluster with Istio installed.
+fn printer_columns(plural: &str) -> Vec<Value> {
+    let age = json!({ "name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp",
+        "description": "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC. Populated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata" });
+    let column = |name: &str, path: &str, description: &str| json!({ "name": name, "type": "string", "jsonPath": path, "description": description });
+    match plural {
+        "virtualservices" => vec![
+            column(
+                "Gateways",
+                ".spec.gateways",
+                "The names of gateways and sidecars that should apply these routes",
+            ),
+            column(
+                "Hosts",
+                ".spec.hosts",
+                "The destination hosts to which traffic is being sent",
+            ),
+            age,
+        ],
+        "destinationrules" => vec![
+            column(
+                "Host",
+                ".spec.host",
+                "The name of a service from the service registry",
+            ),
+            age,
+        ],
+        _ => Vec::new(),
+    }
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use crate::api::{self, Body};
 use crate::clock::Clock;
 use crate::controllers;
 use crate::error::ApiError;
+use crate::runtime::{self, ProcessRuntime};
 use crate::scenario::Scenario;
 use crate::store::{Store, Timing};
 
@@ -44,6 +45,9 @@ pub struct SimOptions {
     pub system_pods: bool,
     /// Objects to create at start, e.g. the book's go-demo-8 application.
     pub scenario: Scenario,
+    /// Images whose host-network pods run as real processes (squall's own
+    /// data-plane helper pods, in a node's network namespace).
+    pub runtime: Option<ProcessRuntime>,
 }
 
 impl Default for SimOptions {
@@ -56,6 +60,7 @@ impl Default for SimOptions {
             tick: Duration::from_millis(20),
             system_pods: false,
             scenario: Scenario::Empty,
+            runtime: None,
         }
     }
 }
@@ -66,6 +71,8 @@ pub(crate) struct Shared {
     pub(crate) store: Store,
     /// Data-plane state (round robin, limiters, seeded generator).
     pub(crate) gateway: crate::gateway::State,
+    /// Output of the pods the process runtime runs.
+    pub(crate) logs: runtime::Logs,
     _stop: watch::Sender<bool>,
 }
 
@@ -85,11 +92,22 @@ impl Sim {
         crate::cluster::bootstrap(&mut store.lock(), options.nodes, options.system_pods);
         crate::scenario::load(&mut store.lock(), options.scenario);
         let (tx, rx) = watch::channel(false);
-        tokio::spawn(controllers::run(store.clone(), options.tick, rx));
+        let runtime = options.runtime.map(Arc::new);
+        let logs = runtime::Logs::default();
+        if let Some(rt) = &runtime {
+            tokio::spawn(runtime::run(
+                store.clone(),
+                rt.clone(),
+                logs.clone(),
+                rx.clone(),
+            ));
+        }
+        tokio::spawn(controllers::run(store.clone(), options.tick, runtime, rx));
         Sim {
             shared: Arc::new(Shared {
                 store,
                 gateway: crate::gateway::State::new(options.seed),
+                logs,
                 _stop: tx,
             }),
         }

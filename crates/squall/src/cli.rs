@@ -95,6 +95,20 @@ pub struct ServeArgs {
     /// chapter-4 application) or `go-demo-8-istio` (with Istio).
     #[arg(long, default_value = "empty", value_parser = ["empty", "go-demo-8", "go-demo-8-istio"])]
     pub scenario: String,
+    /// Run host-network pods of IMAGE as real processes of the executable
+    /// PATH instead of simulating them, e.g. squall's data-plane helper
+    /// pods: `--run-image squall:dev=$(command -v squall)`. Repeatable.
+    #[arg(long, value_name = "IMAGE=PATH")]
+    pub run_image: Vec<String>,
+    /// Play NODE by the network namespace NETNS: the processes of
+    /// `--run-image` pods on NODE run inside it. Repeatable.
+    #[arg(long, value_name = "NODE=NETNS")]
+    pub node_netns: Vec<String>,
+    /// Where the nodes' hostPath volumes live for `--run-image` pods
+    /// (`DIR/<node>/<path>`) [default: a new directory under the system's
+    /// temporary directory].
+    #[arg(long, value_name = "DIR")]
+    pub host_root: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,6 +146,14 @@ pub enum DataplaneCommand {
     Restore {
         #[arg(long, value_name = "FILE")]
         from: PathBuf,
+    },
+    /// Apply the undos a flush left pending in a ledger on this node (what
+    /// squall's restore helper pod runs). A flush that never started left
+    /// no ledger: nothing to do, exit 0. An undo a TTL agent already
+    /// applied (after a clean diff) is not applied again.
+    Recover {
+        #[arg(long, value_name = "PATH")]
+        ledger: PathBuf,
     },
     /// Compare the live rules with a snapshot: exit 0 when equal, else 1
     /// and the differences as JSON.

@@ -6,90 +6,9 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-
+use common::lab::Node;
 use common::{Run, Sandbox, wait_until};
-
-/// A network namespace with kube-proxy-shaped nat rules; deleted on drop.
-struct Node {
-    name: String,
-}
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-impl Node {
-    fn new() -> Option<Self> {
-        if let Some(why) = unavailable() {
-            eprintln!("SKIPPED: real-kernel test unavailable: {why}");
-            return None;
-        }
-        let name = format!(
-            "sq-cli-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        );
-        sh(&["ip", "netns", "add", &name]);
-        let node = Self { name };
-        for rule in [
-            "-t nat -N KUBE-SERVICES",
-            "-t nat -N KUBE-SVC-TEST",
-            "-t nat -A PREROUTING -j KUBE-SERVICES",
-            "-t nat -A OUTPUT -j KUBE-SERVICES",
-            "-t nat -A KUBE-SERVICES -d 10.96.0.10/32 -p tcp --dport 80 -j KUBE-SVC-TEST",
-            "-t nat -A KUBE-SVC-TEST -p tcp -j DNAT --to-destination 10.240.0.2:8080",
-        ] {
-            let mut argv = vec!["ip", "netns", "exec", &node.name, "iptables"];
-            argv.extend(rule.split(' '));
-            sh(&argv);
-        }
-        Some(node)
-    }
-
-    fn nat(&self) -> String {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.name, "iptables-save", "-t", "nat"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn has_rules(&self) -> bool {
-        self.nat().contains("-A KUBE-SVC-TEST")
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-fn unavailable() -> Option<String> {
-    let uid = Command::new("id").arg("-u").output().ok()?;
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        return Some("needs root".into());
-    }
-    for tool in ["ip", "iptables", "iptables-save"] {
-        if !Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .stdout(Stdio::null())
-            .status()
-            .ok()?
-            .success()
-        {
-            return Some(format!("`{tool}` not installed"));
-        }
-    }
-    None
-}
-
-fn sh(argv: &[&str]) {
-    let ok = Command::new(argv[0]).args(&argv[1..]).status().unwrap();
-    assert!(ok.success(), "{argv:?}");
-}
+use std::process::Stdio;
 
 fn agent<'a>(node: &'a Node, rest: &[&'a str]) -> Vec<&'a str> {
     let mut v = vec!["agent", "dataplane", "--netns", node.name.as_str()];

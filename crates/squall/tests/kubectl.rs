@@ -2,8 +2,11 @@
 //! through version, get (server-side tables, `-o wide`), apply (with
 //! kubectl's default validation, which reads `/openapi/v3`), scale, rollout,
 //! cordon, drain (refused by a PodDisruptionBudget, then allowed), delete,
-//! patch, logs, an Istio VirtualService and the go-demo-8 example
-//! manifests, asserting on what kubectl prints and its exit codes.
+//! patch, logs, `get -w` (Table rows on a watch), an Istio VirtualService
+//! and the go-demo-8 example manifests, printer columns of the other kinds
+//! (ReplicaSets, HPAs, PDBs, a CRD's `additionalPrinterColumns`), and the
+//! typed `kubectl create` generators (protobuf bodies), asserting on what
+//! kubectl prints and its exit codes.
 //!
 //! kubectl comes from `SQUALL_KUBECTL` or `target/tools/kubectl`
 //! (`scripts/install-kubectl.sh target/tools` installs it); without it the
@@ -12,9 +15,10 @@
 
 mod common;
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::Sandbox;
@@ -672,8 +676,10 @@ fn virtual_service(k: &Kubectl, cluster: &Cluster) {
     let out = k.ok(step, &format!("apply -f {}", file.display()));
     has(step, &out, "virtualservice.networking.istio.io/web created");
     let table = k.ok(step, &format!("get virtualservices -n {NS}"));
-    has(step, &table, "NAME");
-    has(step, &table, "web");
+    // The CRD's additionalPrinterColumns, as Istio's own CRD declares them.
+    assert_eq!(header(&table), ["NAME", "GATEWAYS", "HOSTS", "AGE"]);
+    // No gateways: a null cell, which kubectl prints blank.
+    assert_eq!(column(step, &table, "web", 1), "[\"web\"]");
     let attempts = "jsonpath={.spec.http[0].retries.attempts}";
     assert_eq!(
         k.jsonpath(step, &format!("vs web -n {NS}"), attempts),
@@ -725,6 +731,236 @@ fn apply_examples(k: &Kubectl, cluster: &Cluster) {
     );
 }
 
+/// The words of a table's header line (`MIN AVAILABLE` is two words).
+fn header(table: &str) -> Vec<&str> {
+    table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect()
+}
+
+fn printer_columns(k: &Kubectl) {
+    let step = "printer columns";
+    let rs = k.ok(step, &format!("get rs -n {NS} -l app=web"));
+    assert_eq!(
+        header(&rs),
+        ["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
+        "step {step}:\n{rs}"
+    );
+    let wide = k.ok(step, &format!("get rs -n {NS} -l app=web -o wide"));
+    assert_eq!(header(&wide)[5..], ["CONTAINERS", "IMAGES", "SELECTOR"]);
+    let hpa = k.ok(step, "get hpa -n go-demo-8");
+    assert_eq!(
+        header(&hpa),
+        [
+            "NAME",
+            "REFERENCE",
+            "TARGETS",
+            "MINPODS",
+            "MAXPODS",
+            "REPLICAS",
+            "AGE"
+        ],
+        "step {step}:\n{hpa}"
+    );
+    assert_eq!(column(step, &hpa, "go-demo-8", 1), "Deployment/go-demo-8");
+    let pdb = k.ok(step, "get pdb -A");
+    assert_eq!(
+        header(&pdb),
+        [
+            "NAMESPACE",
+            "NAME",
+            "MIN",
+            "AVAILABLE",
+            "MAX",
+            "UNAVAILABLE",
+            "ALLOWED",
+            "DISRUPTIONS",
+            "AGE"
+        ],
+        "step {step}:\n{pdb}"
+    );
+    assert_eq!(column(step, &pdb, NS, 2), "1", "step {step}:\n{pdb}");
+    assert_eq!(column(step, &pdb, NS, 3), "N/A", "step {step}:\n{pdb}");
+    let ns = k.ok(step, &format!("get ns {NS}"));
+    assert_eq!(header(&ns), ["NAME", "STATUS", "AGE"]);
+    assert_eq!(column(step, &ns, NS, 1), "Active");
+    let ep = k.ok(step, &format!("get endpoints web -n {NS}"));
+    assert_eq!(header(&ep), ["NAME", "ENDPOINTS", "AGE"]);
+    has(step, &column(step, &ep, "web", 1), ":80");
+    let events = k.ok(step, &format!("get events -n {NS}"));
+    assert_eq!(
+        header(&events),
+        ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
+        "step {step}:\n{events}"
+    );
+}
+
+/// kubectl's typed generators send protobuf; each object is created and
+/// prints with its kind's columns, and the Deployment rolls out.
+fn create_generators(k: &Kubectl) {
+    let step = "kubectl create";
+    let made = [
+        (
+            "deployment made --image=nginx:1.27 --replicas=2",
+            "deployment.apps/made",
+        ),
+        (
+            "configmap settings --from-literal=a=1 --from-literal=b=2",
+            "configmap/settings",
+        ),
+        (
+            "secret generic token --from-literal=key=value",
+            "secret/token",
+        ),
+        ("service clusterip front --tcp=80:8080", "service/front"),
+        ("service nodeport edge --tcp=80:8080", "service/edge"),
+        ("job once --image=busybox -- echo hi", "job.batch/once"),
+        ("serviceaccount robot", "serviceaccount/robot"),
+        (
+            "poddisruptionbudget made --selector=app=made --max-unavailable=50%",
+            "poddisruptionbudget.policy/made",
+        ),
+    ];
+    for (what, name) in made {
+        has(
+            step,
+            &k.ok(step, &format!("-n {NS} create {what}")),
+            &format!("{name} created"),
+        );
+    }
+    has(
+        step,
+        &k.ok(step, "create namespace scratch"),
+        "namespace/scratch created",
+    );
+    let cron = [
+        "create",
+        "cronjob",
+        "tick",
+        "-n",
+        NS,
+        "--image=busybox",
+        "--schedule=*/5 * * * *",
+        "--",
+        "date",
+    ];
+    let out = k.run(step, &cron);
+    assert_eq!(out.code, 0, "step {step}: {}", out.stderr);
+    has(step, &out.stdout, "cronjob.batch/tick created");
+    let out = k.ok(
+        step,
+        &format!("rollout status deployment/made -n {NS} --timeout 60s"),
+    );
+    has(step, &out, "deployment \"made\" successfully rolled out");
+    created_objects_print(k);
+    // A kind the decoder has no table for is refused, not half-created.
+    let out = k.fails(
+        step,
+        &format!("create role reader --verb=get --resource=pods -n {NS}"),
+    );
+    has(step, &out.stderr, "send the object as JSON");
+}
+
+/// What `create_generators` made prints with its kind's columns.
+fn created_objects_print(k: &Kubectl) {
+    let step = "kubectl create";
+    let cm = k.ok(step, &format!("get configmap settings -n {NS}"));
+    assert_eq!(column(step, &cm, "settings", 1), "2");
+    let secret = k.ok(step, &format!("get secret token -n {NS}"));
+    assert_eq!(header(&secret), ["NAME", "TYPE", "DATA", "AGE"]);
+    assert_eq!(column(step, &secret, "token", 1), "Opaque");
+    let value = k.jsonpath(
+        step,
+        &format!("secret token -n {NS}"),
+        "jsonpath={.data.key}",
+    );
+    assert_eq!(value, "dmFsdWU=", "step {step}");
+    let svc = k.ok(step, &format!("get svc edge -n {NS}"));
+    has(step, &column(step, &svc, "edge", 4), "80:3");
+    let sa = k.ok(step, &format!("get sa robot -n {NS}"));
+    assert_eq!(header(&sa), ["NAME", "SECRETS", "AGE"]);
+    let pdb = k.ok(step, &format!("get pdb made -n {NS}"));
+    assert_eq!(column(step, &pdb, "made", 2), "50%");
+    let cj = k.ok(step, &format!("get cronjob tick -n {NS}"));
+    assert_eq!(
+        header(&cj),
+        [
+            "NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST", "SCHEDULE", "AGE"
+        ],
+        "step {step}:\n{cj}"
+    );
+    assert_eq!(column(step, &cj, "tick", 7), "False", "step {step}:\n{cj}");
+    let job = k.ok(step, &format!("get job once -n {NS}"));
+    assert_eq!(
+        header(&job),
+        ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
+    );
+}
+
+/// `kubectl get pods -w --watch-only` prints the server's Table rows for
+/// the changes a deletion causes; stopped once they appear (at most 30 s).
+fn watch_pods(k: &Kubectl) {
+    let step = "get -w";
+    let mut child = Command::new(&k.bin)
+        .arg("--kubeconfig")
+        .arg(&k.kubeconfig)
+        .args([
+            "get",
+            "pods",
+            "-n",
+            NS,
+            "-l",
+            "app=web",
+            "-w",
+            "--watch-only",
+        ])
+        .env("HOME", &k.home)
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let seen = Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let seen = Arc::clone(&seen);
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let mut s = seen.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        })
+    };
+    let pod = pods(k, step, "web").remove(0).0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let done = |t: &str| t.starts_with("NAME") && t.lines().any(|l| l.starts_with(&pod));
+    loop {
+        // Delete until the watch (which may still be connecting) saw it.
+        if !done(&seen.lock().unwrap()) {
+            k.run(step, &["delete", "pod", &pod, "-n", NS, "--wait=false"]);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        if done(&seen.lock().unwrap()) || Instant::now() > deadline {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = reader.join();
+    let text = seen.lock().unwrap().clone();
+    assert!(done(&text), "step {step}: no row for {pod} in:\n{text}");
+    assert_eq!(
+        header(&text),
+        ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    );
+    running(k, step, "web", 2);
+}
+
 /// Runs one step and prints how long it took.
 fn timed<T>(name: &str, f: impl FnOnce() -> T) -> T {
     let started = Instant::now();
@@ -758,7 +994,10 @@ fn kubectl_drives_the_sandbox() {
     timed("delete node", || delete_node(&k, &node));
     timed("patch --type merge", || patch_merge(&k));
     timed("logs", || logs(&k));
+    timed("get -w", || watch_pods(&k));
     timed("virtualservice", || virtual_service(&k, &cluster));
     timed("apply examples", || apply_examples(&k, &cluster));
+    timed("printer columns", || printer_columns(&k));
+    timed("kubectl create", || create_generators(&k));
     println!("kubectl conformance passed in {:.1?}", started.elapsed());
 }

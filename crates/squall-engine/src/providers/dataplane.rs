@@ -4,8 +4,9 @@
 //! before touching anything; restoring is verified by a diff against the
 //! snapshot, so "recovered" means the live rules equal what was there.
 //!
-//! The cluster form (a helper pod per node) builds on the same functions
-//! and arrives with the Kubernetes provider.
+//! Given a node selection (`node`, `label_selector`, `count`, `all_nodes`)
+//! the same functions act on cluster nodes instead, through helper pods
+//! (`squall_kube::dataplane`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use squall_dataplane::inspect::{inspect_node, stale_from_json};
 use squall_dataplane::restore::{diff_live, restore_from_undo};
 use squall_dataplane::runner::{CommandRunner, PrefixRunner, TokioRunner};
 use squall_dataplane::snapshot::{IptablesConfig, Snapshot, detect_kube_backend, take_snapshot};
+use squall_kube::dataplane;
 
 const UNDO_KIND: &str = "squall.dataplane.restore_rules";
 
@@ -30,12 +32,61 @@ const NETNS: ArgSpec = ArgSpec {
     doc: "Run inside this network namespace (`ip netns exec`) instead of the current one.",
 };
 
+const NODE: ArgSpec = ArgSpec {
+    name: "node",
+    ty: ArgType::String,
+    default: Some("null"),
+    doc: "Act on this cluster node, through a helper pod, instead of the node squall runs on.",
+};
+const LABEL_SELECTOR: ArgSpec = ArgSpec {
+    name: "label_selector",
+    ty: ArgType::String,
+    default: Some("null"),
+    doc: "Act on the cluster nodes with these labels (e.g. `pool=blue`), through helper pods.",
+};
+const COUNT: ArgSpec = ArgSpec {
+    name: "count",
+    ty: ArgType::Integer,
+    default: Some("null"),
+    doc: "Of the selected cluster nodes (every node when neither `node` nor `label_selector` is given), pick this many at random.",
+};
+const SEED: ArgSpec = ArgSpec {
+    name: "seed",
+    ty: ArgType::Integer,
+    default: Some("null"),
+    doc: "Seed of the random pick: pass the seed a pick reported to replay it.",
+};
+const IMAGE: ArgSpec = ArgSpec {
+    name: "image",
+    ty: ArgType::String,
+    default: Some("null"),
+    doc: "squall's container image for the helper pods [default: configuration `squall_agent_image`].",
+};
+const AGENT_NAMESPACE: ArgSpec = ArgSpec {
+    name: "agent_namespace",
+    ty: ArgType::String,
+    default: Some("\"kube-system\""),
+    doc: "Namespace of the helper pods (host network and NET_ADMIN must be allowed there).",
+};
+const TIMEOUT_SECS: ArgSpec = ArgSpec {
+    name: "timeout_secs",
+    ty: ArgType::Integer,
+    default: Some("120"),
+    doc: "How long to wait for a helper pod to start and finish its work.",
+};
+const ALL_NODES: ArgSpec = ArgSpec {
+    name: "all_nodes",
+    ty: ArgType::Boolean,
+    default: Some("false"),
+    doc: "Every cluster node (restore: every node this cluster has a pending flush on).",
+};
+
 pub const FLUSH_RULES: Registered = Registered {
     spec: ActivitySpec {
         module: "squall.dataplane.actions",
         func: "flush_rules",
         kind: Kind::Action,
-        doc: "Flush kube-proxy's rules on this node: `nat` (the whole nat table, as `iptables -t nat -F`), \
+        doc: "Flush kube-proxy's rules on this node, or on cluster nodes through helper pods: `nat` (the whole nat table, as `iptables -t nat -F`), \
               `kube-chains` (only kube-proxy's chains and the jumps to them), `canary` (delete the \
               KUBE-PROXY-CANARY chains so kube-proxy resyncs) or `nft-services` (empty the nftables \
               services chain). The rules are snapshotted and the undo recorded first.",
@@ -47,6 +98,20 @@ pub const FLUSH_RULES: Registered = Registered {
                 doc: "nat, kube-chains, canary or nft-services.",
             },
             NETNS,
+            NODE,
+            LABEL_SELECTOR,
+            COUNT,
+            SEED,
+            IMAGE,
+            AGENT_NAMESPACE,
+            TIMEOUT_SECS,
+            ArgSpec {
+                name: "ttl_secs",
+                ty: ArgType::Integer,
+                default: Some("300"),
+                doc: "Cluster nodes: the helper pod restores the rules by itself after this long, \
+                      even if squall is gone (a rollback restores them sooner).",
+            },
         ],
         returns: "mapping",
         mutating: true,
@@ -59,9 +124,16 @@ pub const RESTORE_RULES: Registered = Registered {
         module: "squall.dataplane.actions",
         func: "restore_rules",
         kind: Kind::Action,
-        doc: "Restore the rules flush_rules snapshotted on this node (or namespace), verify with a diff, and \
-              mark the undo done. Restoring twice changes nothing.",
-        args: &[NETNS],
+        doc: "Restore the rules flush_rules snapshotted on this node (or namespace, or the chosen cluster \
+              nodes), verify with a diff, and mark the undo done. Restoring twice changes nothing.",
+        args: &[
+            NETNS,
+            NODE,
+            LABEL_SELECTOR,
+            ALL_NODES,
+            AGENT_NAMESPACE,
+            TIMEOUT_SECS,
+        ],
         returns: "mapping",
         mutating: false,
     },
@@ -73,15 +145,17 @@ pub const STALE_RULES: Registered = Registered {
         module: "squall.dataplane.probes",
         func: "stale_rules",
         kind: Kind::Probe,
-        doc: "Compare this node's kube-proxy rules (iptables, nftables or IPVS) with EndpointSlices and list \
-              every endpoint the rules send to that is not ready or gone, and every ready endpoint missing \
-              from the rules. Returns {clean, findings: [...]}.",
+        doc: "Compare kube-proxy's rules (iptables, nftables or IPVS) on this node, or on cluster nodes \
+              through read-only helper pods, with EndpointSlices and list every endpoint the rules send to \
+              that is not ready or gone, and every ready endpoint missing from the rules. Returns \
+              {clean, findings: [...]} (cluster nodes: each finding names its node).",
         args: &[
             ArgSpec {
                 name: "endpoints_file",
                 ty: ArgType::String,
-                default: None,
-                doc: "A discovery.k8s.io/v1 EndpointSliceList as JSON (`kubectl get endpointslices -A -o json`).",
+                default: Some("null"),
+                doc: "This node: a discovery.k8s.io/v1 EndpointSliceList as JSON (`kubectl get endpointslices -A -o json`). \
+                      Cluster nodes read them from the API.",
             },
             ArgSpec {
                 name: "services_file",
@@ -90,6 +164,25 @@ pub const STALE_RULES: Registered = Registered {
                 doc: "A ServiceList as JSON, to name IPVS virtual servers.",
             },
             NETNS,
+            ArgSpec {
+                name: "service",
+                ty: ArgType::String,
+                default: Some("null"),
+                doc: "Cluster nodes: only report this Service (in `namespace`). With it and no other node \
+                      selection, every node is checked.",
+            },
+            ArgSpec {
+                name: "namespace",
+                ty: ArgType::String,
+                default: Some("\"default\""),
+                doc: "The namespace of `service`.",
+            },
+            NODE,
+            LABEL_SELECTOR,
+            ALL_NODES,
+            IMAGE,
+            AGENT_NAMESPACE,
+            TIMEOUT_SECS,
         ],
         returns: "mapping",
         mutating: false,
@@ -186,6 +279,9 @@ fn flush_rules(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<Act
             .unwrap_or("nat")
             .parse::<FlushMode>()
             .map_err(|e| ActivityError::failed(e.to_string()))?;
+        if dataplane::on_cluster_nodes(&args) {
+            return dataplane::flush_on_nodes(ctx, args, mode).await;
+        }
         let netns = netns_arg(&args);
         let runner = node_runner(netns.as_deref());
         let cfg = node_config(runner.as_ref()).await;
@@ -230,6 +326,9 @@ async fn plan_flush(
 
 fn restore_rules(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<ActivityResult> {
     Box::pin(async move {
+        if dataplane::on_cluster_nodes(&args) {
+            return dataplane::restore_on_nodes(ctx, args).await;
+        }
         let netns = netns_arg(&args);
         let pending = ctx.pending_for(&target(netns.as_deref()))?;
         let Some(first) = pending.first() else {
@@ -255,8 +354,11 @@ fn apply_restore(data: Value) -> BoxFuture<Result<(), String>> {
     })
 }
 
-fn stale_rules(_ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<ActivityResult> {
+fn stale_rules(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<ActivityResult> {
     Box::pin(async move {
+        if dataplane::on_cluster_nodes(&args) || args.get("service").is_some_and(|s| !s.is_null()) {
+            return dataplane::stale_on_nodes(ctx, args).await;
+        }
         let read = |key: &str| -> Result<Option<String>, ActivityError> {
             match args.get(key).and_then(Value::as_str) {
                 None => Ok(None),
@@ -265,7 +367,12 @@ fn stale_rules(_ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<Ac
                     .map_err(|e| ActivityError::failed(format!("cannot read {p}: {e}"))),
             }
         };
-        let slices = read("endpoints_file")?.unwrap_or_default();
+        let slices = read("endpoints_file")?.ok_or_else(|| {
+            ActivityError::failed(
+                "give `endpoints_file` (`kubectl get endpointslices -A -o json`) to check this node, \
+                 or `service` / `node` / `label_selector` / `all_nodes` to check cluster nodes",
+            )
+        })?;
         let services = read("services_file")?;
         let netns = netns_arg(&args);
         let runner = node_runner(netns.as_deref());

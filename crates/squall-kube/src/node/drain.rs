@@ -127,7 +127,7 @@ impl DrainArgs {
 }
 
 /// Every selected node, or `count` of them at random.
-pub(super) fn pick_count(
+pub(crate) fn pick_count(
     names: Vec<String>,
     count: Option<i64>,
     seed: Option<i64>,

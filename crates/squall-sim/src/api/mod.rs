@@ -10,6 +10,7 @@ mod discovery;
 mod eviction;
 pub mod http;
 mod openapi;
+mod protobuf;
 mod rest;
 mod table;
 mod watch;
@@ -164,12 +165,7 @@ async fn dispatch(
 ) -> Result<Response<Body>, ApiError> {
     let def = lookup(shared, &p)?;
     let (parts, body) = req.into_parts();
-    if !body.is_empty() && !json_like(content_type(&parts.headers)) {
-        // Protobuf and CBOR are not served; clients fall back to JSON on 415.
-        return Err(ApiError::unsupported_media_type(content_type(
-            &parts.headers,
-        )));
-    }
+    let body = request_body(&parts.headers, body)?;
     let ns = p.namespace.clone().unwrap_or_default();
     let sub = p.sub.as_deref();
     let ctx = rest::Ctx {
@@ -178,8 +174,7 @@ async fn dispatch(
         version: &p.version,
         ns: &ns,
         query: q,
-        // Watches stay plain JSON: `kubectl get` without `-w` never needs a
-        // Table event stream.
+        // Lists, gets and watches (`kubectl get -w`) answer Tables when asked.
         table: table::wanted(&parts.headers),
     };
     match (&parts.method, p.name.as_deref(), sub) {
@@ -216,6 +211,31 @@ async fn dispatch(
         (m, _, _) => Err(ApiError::method_not_allowed(format!(
             "the server does not allow this method on the requested resource ({m})"
         ))),
+    }
+}
+
+/// The request body as JSON: JSON as is, protobuf (what kubectl's typed
+/// clients send) decoded for the kinds `kubectl create` generates; any
+/// other media type, or a protobuf body the decoder cannot render
+/// faithfully, is refused with 415.
+fn request_body(headers: &::http::HeaderMap, body: Bytes) -> Result<Bytes, ApiError> {
+    let ct = content_type(headers);
+    if body.is_empty() || json_like(ct) {
+        return Ok(body);
+    }
+    if !protobuf::is_protobuf(ct) {
+        // CBOR and the rest: clients fall back to JSON on 415.
+        return Err(ApiError::unsupported_media_type(ct));
+    }
+    match protobuf::decode(&body) {
+        Ok(obj) => Ok(Bytes::from(obj.to_string())),
+        Err(why) => {
+            let mut e = ApiError::unsupported_media_type(ct);
+            e.message = format!(
+                "the protobuf request body could not be decoded by the simulator: {why}; send the object as JSON instead (for example `kubectl create … --dry-run=client -o json | kubectl create -f -`)"
+            );
+            Err(e)
+        }
     }
 }
 

@@ -436,6 +436,9 @@ pub fn log(ctx: &Ctx<'_>, name: &str) -> ApiResult<Response<Body>> {
         .get("container")
         .map(ToString::to_string)
         .unwrap_or_else(|| str_at(pod, "/spec/containers/0/name").to_string());
+    if let Some(text) = crate::runtime::log_of(&ctx.shared.logs, str_at(pod, "/metadata/uid")) {
+        return Ok(text_response(text));
+    }
     let node = str_at(pod, "/spec/nodeName");
     let text = format!(
         "squall-sim: container {container} of pod {}/{name} started on {}\nsquall-sim: serving\n",

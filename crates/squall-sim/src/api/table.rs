@@ -9,7 +9,10 @@
 //! (the default, a `PartialObjectMetadata`), `Object` or `None`; kubectl
 //! reads the namespace and labels from it (`-A`, `--show-labels`).
 
+mod apps;
 mod columns;
+mod core;
+mod custom;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -19,8 +22,10 @@ use serde_json::{Value, json};
 
 use super::http::{Body, json_response};
 use super::rest::Ctx;
+use crate::clock::Clock;
 use crate::error::{ApiError, ApiResult};
 use columns::Printer;
+use custom::Custom;
 
 /// The Table version the client accepts (`v1` or `v1beta1`), if it asked
 /// for a Table before any plain media type.
@@ -48,66 +53,169 @@ pub fn wanted(headers: &HeaderMap) -> Option<&'static str> {
 }
 
 /// The Table for a list page (`meta` holds resourceVersion and continue).
-pub fn list(ctx: &Ctx<'_>, version: &str, meta: &Value, items: &[Arc<Value>]) -> Response<Body> {
-    let now = now(ctx);
-    let printer = Printer::of(&ctx.def.group, &ctx.def.plural);
-    let rows = items
-        .iter()
-        .map(|o| row(ctx, printer, o, now))
-        .collect::<ApiResult<Vec<_>>>();
-    match rows {
-        Ok(rows) => json_response(200, &table(version, printer, meta.clone(), rows)),
+pub fn list(
+    ctx: &Ctx<'_>,
+    version: &'static str,
+    meta: &Value,
+    items: &[Arc<Value>],
+) -> Response<Body> {
+    match Renderer::new(ctx, version) {
+        Ok(r) => json_response(
+            200,
+            &r.table(meta.clone(), items.iter().map(|o| &**o), true),
+        ),
         Err(e) => super::http::error_response(&e),
     }
 }
 
 /// The one-row Table for a single get.
-pub fn get(ctx: &Ctx<'_>, version: &str, obj: &Value) -> ApiResult<Response<Body>> {
-    let printer = Printer::of(&ctx.def.group, &ctx.def.plural);
+pub fn get(ctx: &Ctx<'_>, version: &'static str, obj: &Value) -> ApiResult<Response<Body>> {
+    let r = Renderer::new(ctx, version)?;
+    Ok(json_response(
+        200,
+        &r.table(rv_meta(obj), std::iter::once(obj), true),
+    ))
+}
+
+/// `{"resourceVersion": …}` of an object, the metadata of its own Table.
+fn rv_meta(obj: &Value) -> Value {
     let rv = obj
         .pointer("/metadata/resourceVersion")
         .cloned()
         .unwrap_or(json!(""));
-    let rows = vec![row(ctx, printer, obj, now(ctx))?];
-    let meta = json!({ "resourceVersion": rv });
-    Ok(json_response(200, &table(version, printer, meta, rows)))
+    json!({ "resourceVersion": rv })
 }
 
-fn table(version: &str, printer: Printer, meta: Value, rows: Vec<Value>) -> Value {
-    json!({
-        "kind": "Table",
-        "apiVersion": format!("meta.k8s.io/{version}"),
-        "metadata": meta,
-        "columnDefinitions": printer.columns(),
-        "rows": rows,
-    })
+/// What prints a resource: a built-in printer or a CRD's printer columns.
+enum Layout {
+    Builtin(Printer),
+    Custom(Custom),
 }
 
-fn now(ctx: &Ctx<'_>) -> SystemTime {
-    let clock = ctx.shared.store.lock().clock;
-    clock.wall_at(clock.now())
+/// The object each row carries, as `includeObject` asks.
+#[derive(Debug, Clone, Copy)]
+enum Include {
+    None,
+    Metadata,
+    Object,
 }
 
-fn row(ctx: &Ctx<'_>, printer: Printer, o: &Value, now: SystemTime) -> ApiResult<Value> {
-    let ago = |at: &str| parse_time(at).map_or("<unknown>".to_string(), |t| age(now, t));
-    let mut row = json!({ "cells": printer.cells(o, &ago) });
-    match ctx.query.get("includeObject").unwrap_or("Metadata") {
-        "None" => {}
-        "Object" => row["object"] = ctx.versioned(o.clone()),
-        "Metadata" => {
-            row["object"] = json!({
-                "kind": "PartialObjectMetadata",
-                "apiVersion": "meta.k8s.io/v1",
-                "metadata": o.get("metadata").cloned().unwrap_or(json!({})),
-            });
-        }
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "includeObject: Unsupported value: \"{other}\": supported values: \"Metadata\", \"None\", \"Object\""
-            )));
-        }
+/// Everything needed to turn objects of one resource into Table rows,
+/// taken once per request (or per watch stream) so rows are rendered
+/// without the store lock.
+pub struct Renderer {
+    version: &'static str,
+    layout: Layout,
+    include: Include,
+    api_version: String,
+    clock: Clock,
+}
+
+impl Renderer {
+    /// The renderer for the request's resource and version; 400 for an
+    /// unknown `includeObject`.
+    pub fn new(ctx: &Ctx<'_>, version: &'static str) -> ApiResult<Self> {
+        let include = match ctx.query.get("includeObject").unwrap_or("Metadata") {
+            "None" => Include::None,
+            "Object" => Include::Object,
+            "Metadata" => Include::Metadata,
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "includeObject: Unsupported value: \"{other}\": supported values: \"Metadata\", \"None\", \"Object\""
+                )));
+            }
+        };
+        let store = ctx.shared.store.lock();
+        let def = ctx.def;
+        // A custom resource prints with its CRD's columns, as the
+        // apiextensions apiserver serving it does.
+        let crd_name = format!("{}.{}", def.plural, def.group);
+        let crd = store.get(
+            "apiextensions.k8s.io",
+            "customresourcedefinitions",
+            "",
+            &crd_name,
+        );
+        let layout = match crd {
+            Some(crd) if !def.group.is_empty() => {
+                Layout::Custom(Custom::from_crd(Some(crd), ctx.version))
+            }
+            _ => Layout::Builtin(Printer::of(&def.group, &def.plural)),
+        };
+        Ok(Renderer {
+            version,
+            layout,
+            include,
+            api_version: def.api_version(ctx.version),
+            clock: store.clock,
+        })
     }
-    Ok(row)
+
+    /// A Table of `objects`; `headers` false leaves `columnDefinitions`
+    /// null, as the apiserver does for every watch event after the first.
+    pub fn table<'a>(
+        &self,
+        meta: Value,
+        objects: impl Iterator<Item = &'a Value>,
+        headers: bool,
+    ) -> Value {
+        let now = self.clock.wall_at(self.clock.now());
+        let columns = if headers {
+            json!(match &self.layout {
+                Layout::Builtin(p) => p.columns(),
+                Layout::Custom(c) => c.columns(),
+            })
+        } else {
+            Value::Null
+        };
+        json!({
+            "kind": "Table",
+            "apiVersion": format!("meta.k8s.io/{}", self.version),
+            "metadata": meta,
+            "columnDefinitions": columns,
+            "rows": objects.map(|o| self.row(o, now)).collect::<Vec<_>>(),
+        })
+    }
+
+    /// The one-row Table a watch event carries for `obj`.
+    pub fn event_table(&self, obj: &Value, headers: bool) -> Value {
+        self.table(rv_meta(obj), std::iter::once(obj), headers)
+    }
+
+    fn row(&self, o: &Value, now: SystemTime) -> Value {
+        let ago = |at: &str| parse_time(at).map_or("<unknown>".to_string(), |t| age(now, t));
+        let cells = match &self.layout {
+            Layout::Builtin(p) => p.cells(o, &ago),
+            Layout::Custom(c) => c.cells(o, &ago),
+        };
+        let mut row = json!({ "cells": cells });
+        match self.include {
+            Include::None => {}
+            Include::Object => {
+                let mut obj = o.clone();
+                if let Some(m) = obj.as_object_mut() {
+                    m.insert("apiVersion".into(), json!(self.api_version));
+                }
+                row["object"] = obj;
+            }
+            Include::Metadata => {
+                row["object"] = json!({
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": o.get("metadata").cloned().unwrap_or(json!({})),
+                });
+            }
+        }
+        row
+    }
+}
+
+/// The time from `from` to `to` (two timestamps) as `HumanDuration` prints it.
+fn span(from: &str, to: &str) -> String {
+    match (parse_time(from), parse_time(to)) {
+        (Some(a), Some(b)) => age(b, a),
+        _ => "<unknown>".into(),
+    }
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.frac]Z` (what the store writes) to a time.

@@ -6,7 +6,14 @@
 //! history is gone (clients then re-list, as on a real apiserver). Objects that
 //! stop matching the selectors produce DELETED, ones that start matching ADDED.
 //! The stream ends after `timeoutSeconds` (tokio time) or when the client lags.
+//!
+//! A client asking for a Table (`kubectl get -w`) gets each event's object
+//! as a one-row `meta.k8s.io` Table, as the apiserver's watch `Fixup` does:
+//! the first carries the `columnDefinitions`, the later ones leave them null
+//! (kubectl reuses the last columns it printed). Status objects (the 410)
+//! stay Status objects.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +28,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::http::{Body, write_versioned};
 use super::rest::Ctx;
+use super::table::Renderer;
 use crate::error::{ApiError, ApiResult};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::store::{Event, EventType, StoreInner, str_at};
@@ -35,6 +43,10 @@ struct Filter {
     ns: Option<String>,
     labels: LabelSelector,
     fields: FieldSelector,
+    /// Set when the client asked for Tables.
+    table: Option<Renderer>,
+    /// Whether a Table with `columnDefinitions` has been sent.
+    headers_sent: Cell<bool>,
 }
 
 impl Filter {
@@ -63,13 +75,25 @@ impl Filter {
     }
 
     /// `{"type":…,"object":…}` and a newline, serializing the shared object
-    /// in place (no copy unless its apiVersion must change).
+    /// in place (no copy unless its apiVersion must change), or its Table.
     fn encode(&self, kind: &str, object: &Value) -> Bytes {
         let mut line = Vec::with_capacity(1024);
         line.extend_from_slice(b"{\"type\":");
         let _ = serde_json::to_writer(&mut line, kind);
         line.extend_from_slice(b",\"object\":");
-        write_versioned(&mut line, object, &self.api_version);
+        match &self.table {
+            // A bookmark carries no object to print: an empty Table at its
+            // resourceVersion, without using up the column definitions.
+            Some(r) if kind == "BOOKMARK" => {
+                let meta = object.get("metadata").cloned().unwrap_or(json!({}));
+                let _ = serde_json::to_writer(&mut line, &r.table(meta, std::iter::empty(), false));
+            }
+            Some(r) => {
+                let headers = !self.headers_sent.replace(true);
+                let _ = serde_json::to_writer(&mut line, &r.event_table(object, headers));
+            }
+            None => write_versioned(&mut line, object, &self.api_version),
+        }
         line.extend_from_slice(b"}\n");
         Bytes::from(line)
     }
@@ -109,6 +133,8 @@ fn start(
         ns: ns.map(ToString::to_string),
         labels,
         fields,
+        table: ctx.table.map(|v| Renderer::new(ctx, v)).transpose()?,
+        headers_sent: Cell::new(false),
     };
     let rv = ctx.query.get("resourceVersion").unwrap_or_default();
     let since = match rv {

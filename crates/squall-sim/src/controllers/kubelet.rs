@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use super::{condition_true, set_condition};
 use crate::error::{ApiError, ApiResult, Subject};
+use crate::runtime::ProcessRuntime;
 use crate::store::{StoreInner, set_path, str_at};
 
 /// Nodes by name, shared with the store.
@@ -27,9 +28,24 @@ pub struct Kubelet {
     bound_at: HashMap<String, Duration>,
     /// uids of terminating pods whose containers were already told to stop.
     killing: HashSet<String>,
+    /// Pods whose containers really run (see [`crate::runtime`]); the model
+    /// leaves them alone.
+    runtime: Option<Arc<ProcessRuntime>>,
 }
 
 impl Kubelet {
+    /// A kubelet model that leaves the pods `runtime` runs to it.
+    pub fn leaving_to(runtime: Option<Arc<ProcessRuntime>>) -> Self {
+        Self {
+            runtime,
+            ..Self::default()
+        }
+    }
+
+    fn external(&self, pod: &Value) -> bool {
+        self.runtime.as_ref().is_some_and(|rt| rt.runs(pod))
+    }
+
     /// One pass over the pods that are not in a settled state. Returns the
     /// sim instant of the next time-based transition, if any pod waits for one.
     pub fn sync(&mut self, store: &mut StoreInner) -> Option<Duration> {
@@ -43,7 +59,11 @@ impl Kubelet {
         // are skipped without a copy; only pods with work are cloned.
         let work: Vec<Arc<Value>> = store
             .iter("", "pods", None, None)
-            .filter(|p| !settled(store, p, &nodes, now) && !self.waiting(store, p, &nodes, now))
+            .filter(|p| {
+                !self.external(p)
+                    && !settled(store, p, &nodes, now)
+                    && !self.waiting(store, p, &nodes, now)
+            })
             .cloned()
             .collect();
         self.bound_at.retain(|uid, _| store.uid_live(uid));
@@ -65,6 +85,7 @@ impl Kubelet {
         }
         store
             .iter("", "pods", None, None)
+            .filter(|p| !self.external(p))
             .filter_map(|p| self.due(store, p, &nodes, now))
             .min()
     }

@@ -25,11 +25,13 @@ mod scheduler;
 
 use crate::store::Ptr;
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+use crate::runtime::ProcessRuntime;
 use crate::store::{ObjRef, Store, StoreInner, str_at};
 
 /// Upper bound on passes per wake-up, so a controller bug cannot spin forever.
@@ -89,8 +91,16 @@ const STEPS: [Step; 11] = [
 ];
 
 /// The controller task: reconcile, then wait for a poke, a tick or shutdown.
-pub async fn run(store: Store, tick: Duration, mut stop: watch::Receiver<bool>) {
-    let mut state = State::default();
+pub async fn run(
+    store: Store,
+    tick: Duration,
+    runtime: Option<Arc<ProcessRuntime>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut state = State {
+        kubelet: kubelet::Kubelet::leaving_to(runtime),
+        ..State::default()
+    };
     loop {
         let due = reconcile_stepwise(&store, &mut state).await;
         let clock = store.lock().clock;

@@ -36,6 +36,7 @@ async fn dataplane(args: &DataplaneArgs, log: &Logger) -> u8 {
         DataplaneCommand::Flush(flush_args) => flush(netns, flush_args, log).await,
         DataplaneCommand::Restore { from } => restore(netns, from, log).await,
         DataplaneCommand::Diff { from } => diff(netns, from).await,
+        DataplaneCommand::Recover { ledger } => recover(ledger, log).await,
         DataplaneCommand::Inspect { dump, mode } => {
             inspect(netns, dump.as_deref(), mode.as_deref()).await
         }
@@ -194,6 +195,33 @@ async fn restore(netns: Option<&str>, from: &Path, log: &Logger) -> Outcome {
     }
     log.info("Recovered: the live rules equal the snapshot");
     Ok(OK)
+}
+
+/// Applies a node ledger's pending undos; a missing ledger means the flush
+/// never began. The undos carry their own namespace, so `--netns` is moot.
+async fn recover(ledger: &Path, log: &Logger) -> Outcome {
+    match squall_engine::recover::recover(ledger, log).await {
+        Ok(report) if report.failed.is_empty() => {
+            log.info(&format!(
+                "Recovered: {} undo(s) applied, the live rules equal the snapshot",
+                report.applied.len()
+            ));
+            Ok(OK)
+        }
+        Ok(report) => Err(failed(format!(
+            "{} undo(s) failed and are still pending in {}",
+            report.failed.len(),
+            ledger.display()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            log.info(&format!(
+                "Nothing to restore: no flush started here ({} does not exist)",
+                ledger.display()
+            ));
+            Ok(OK)
+        }
+        Err(e) => Err(failed(format!("cannot use {}: {e}", ledger.display()))),
+    }
 }
 
 async fn diff(netns: Option<&str>, from: &Path) -> Outcome {

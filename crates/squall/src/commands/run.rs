@@ -136,14 +136,26 @@ fn override_limits(args: &RunArgs, limits: &mut Limits) -> Result<(), Vec<String
 /// The module prefixes whose activities talk to the Kubernetes API.
 const KUBERNETES_MODULES: &[&str] = &["chaosk8s.", "chaosistio.", "squall.istio."];
 
-/// Whether any activity is a Kubernetes one (so a connection is needed).
+/// Whether any activity is a Kubernetes one (so a connection is needed):
+/// a Kubernetes module, or a data-plane fault aimed at cluster nodes.
 fn uses_kubernetes(v: &Validated) -> bool {
     let exp = &v.experiment;
     let probes = exp.hypothesis.iter().flat_map(|h| h.probes.iter());
-    probes.chain(&exp.method).chain(&exp.rollbacks).any(|a| {
-        matches!(&a.provider, Provider::Native { module, .. }
-            if KUBERNETES_MODULES.iter().any(|m| module.starts_with(m)))
-    })
+    probes
+        .chain(&exp.method)
+        .chain(&exp.rollbacks)
+        .any(|a| match &a.provider {
+            Provider::Native {
+                module, arguments, ..
+            } => {
+                KUBERNETES_MODULES.iter().any(|m| module.starts_with(m))
+                    || (module.starts_with("squall.dataplane.")
+                        && squall_kube::dataplane::on_cluster_nodes(arguments))
+                    || (module == "squall.dataplane.probes"
+                        && arguments.get("service").is_some_and(|s| !s.is_null()))
+            }
+            _ => false,
+        })
 }
 
 /// Connects to the cluster before anything runs; the error names every

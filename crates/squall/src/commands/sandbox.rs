@@ -3,6 +3,10 @@
 //! gateway (`INGRESS_HOST`).
 
 use squall_engine::log::Logger;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use squall_sim::runtime::ProcessRuntime;
 use squall_sim::{Scenario, Sim, SimOptions, kubeconfig};
 use tokio::net::TcpListener;
 
@@ -46,10 +50,12 @@ async fn serve(args: &ServeArgs, log: &Logger) -> Outcome {
         .map_err(|e| (INVALID, format!("--scenario: {e}")))?;
     let (api, api_addr) = bind(args.port).await?;
     let (gateway, gateway_addr) = bind(args.gateway_port).await?;
+    let runtime = process_runtime(args, log)?;
     let options = SimOptions {
         nodes: usize::from(args.nodes),
         seed: args.seed,
         scenario,
+        runtime,
         ..SimOptions::default()
     };
     let sim = Sim::start(options);
@@ -84,4 +90,58 @@ async fn serve(args: &ServeArgs, log: &Logger) -> Outcome {
     served.map_err(|e| (FAILED, format!("the sandbox server failed: {e}")))?;
     log.info("Sandbox stopped");
     Ok(OK)
+}
+
+/// `--run-image`, `--node-netns` and `--host-root` as a process runtime
+/// (none without `--run-image`).
+fn process_runtime(args: &ServeArgs, log: &Logger) -> Result<Option<ProcessRuntime>, (u8, String)> {
+    if args.run_image.is_empty() {
+        if !args.node_netns.is_empty() {
+            return Err((INVALID, "--node-netns needs --run-image".into()));
+        }
+        return Ok(None);
+    }
+    let mut images = BTreeMap::new();
+    for pair in &args.run_image {
+        let (image, exe) = split_pair(pair, "--run-image", "IMAGE=PATH")?;
+        let exe = PathBuf::from(exe);
+        if !exe.is_file() {
+            return Err((
+                INVALID,
+                format!("--run-image {pair}: {} is not a file", exe.display()),
+            ));
+        }
+        images.insert(image.to_string(), exe);
+    }
+    let mut netns = BTreeMap::new();
+    for pair in &args.node_netns {
+        let (node, ns) = split_pair(pair, "--node-netns", "NODE=NETNS")?;
+        netns.insert(node.to_string(), ns.to_string());
+    }
+    let host_root = args.host_root.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("squall-sandbox-{}", std::process::id()))
+    });
+    for (image, exe) in &images {
+        log.info(&format!(
+            "Pods of image {image} run as processes of {} (hostPath volumes under {})",
+            exe.display(),
+            host_root.display()
+        ));
+    }
+    Ok(Some(ProcessRuntime {
+        images,
+        netns,
+        host_root,
+    }))
+}
+
+fn split_pair<'a>(
+    pair: &'a str,
+    flag: &str,
+    shape: &str,
+) -> Result<(&'a str, &'a str), (u8, String)> {
+    match pair.split_once('=') {
+        Some((a, b)) if !a.is_empty() && !b.is_empty() => Ok((a, b)),
+        _ => Err((INVALID, format!("{flag} {pair}: expected {shape}"))),
+    }
 }

@@ -13,17 +13,21 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start(sb: &Sandbox) -> Self {
-        let (child, server) = start_sandbox(
-            sb,
-            &[
-                "--log-file",
-                "sandbox.log",
-                "sandbox",
-                "serve",
-                "--kubeconfig",
-                "kube.yaml",
-            ],
-        );
+        Self::start_with(sb, &[])
+    }
+
+    /// `squall sandbox serve` with more options.
+    pub fn start_with(sb: &Sandbox, extra: &[&str]) -> Self {
+        let mut args = vec![
+            "--log-file",
+            "sandbox.log",
+            "sandbox",
+            "serve",
+            "--kubeconfig",
+            "kube.yaml",
+        ];
+        args.extend_from_slice(extra);
+        let (child, server) = start_sandbox(sb, &args);
         Self { child, server }
     }
 

@@ -1,11 +1,13 @@
-//! The columns and cells the apiserver's printers produce for the kinds
-//! kubectl users read most (pods, nodes, deployments, services), following
-//! `pkg/printers/internalversion`; every other kind gets NAME and AGE.
+//! The columns and cells the apiserver's printers produce for the built-in
+//! kinds, following `pkg/printers/internalversion`: pods, nodes,
+//! deployments and services here, the workload kinds in `apps`, the core
+//! kinds around them in `core`; every other built-in kind gets NAME and AGE.
 //! Cells are strings or integers, exactly as the apiserver types them, so
 //! kubectl prints them unchanged.
 
 use serde_json::{Value, json};
 
+use super::{apps, core};
 use crate::store::{Ptr, str_at};
 
 /// Which printer a resource uses.
@@ -15,28 +17,68 @@ pub enum Printer {
     Node,
     Deployment,
     Service,
+    ReplicaSet,
+    StatefulSet,
+    DaemonSet,
+    Job,
+    CronJob,
+    Hpa,
+    Pdb,
+    Namespace,
+    ConfigMap,
+    Secret,
+    ServiceAccount,
+    Endpoints,
+    Event,
     Default,
 }
 
 impl Printer {
-    /// The printer for a resource (custom resources and the rest: `Default`).
+    /// The printer for a built-in resource (the rest: `Default`).
     pub fn of(group: &str, plural: &str) -> Self {
         match (group, plural) {
             ("", "pods") => Printer::Pod,
             ("", "nodes") => Printer::Node,
             ("apps", "deployments") => Printer::Deployment,
             ("", "services") => Printer::Service,
+            ("apps", "replicasets") => Printer::ReplicaSet,
+            ("apps", "statefulsets") => Printer::StatefulSet,
+            ("apps", "daemonsets") => Printer::DaemonSet,
+            ("batch", "jobs") => Printer::Job,
+            ("batch", "cronjobs") => Printer::CronJob,
+            ("autoscaling", "horizontalpodautoscalers") => Printer::Hpa,
+            ("policy", "poddisruptionbudgets") => Printer::Pdb,
+            ("", "namespaces") => Printer::Namespace,
+            ("", "configmaps") => Printer::ConfigMap,
+            ("", "secrets") => Printer::Secret,
+            ("", "serviceaccounts") => Printer::ServiceAccount,
+            ("", "endpoints") => Printer::Endpoints,
+            ("" | "events.k8s.io", "events") => Printer::Event,
             _ => Printer::Default,
         }
     }
 
-    /// The columns after NAME; priority 1 ones only show with `-o wide`.
+    /// The columns after NAME (for events: every column, NAME last);
+    /// priority 1 ones only show with `-o wide`.
     fn extra(self) -> &'static [Column] {
         match self {
             Printer::Pod => POD,
             Printer::Node => NODE,
             Printer::Deployment => DEPLOYMENT,
             Printer::Service => SERVICE,
+            Printer::ReplicaSet => apps::REPLICA_SET,
+            Printer::StatefulSet => apps::STATEFUL_SET,
+            Printer::DaemonSet => apps::DAEMON_SET,
+            Printer::Job => apps::JOB,
+            Printer::CronJob => apps::CRON_JOB,
+            Printer::Hpa => apps::HPA,
+            Printer::Pdb => apps::PDB,
+            Printer::Namespace => core::NAMESPACE,
+            Printer::ConfigMap => core::CONFIG_MAP,
+            Printer::Secret => core::SECRET,
+            Printer::ServiceAccount => core::SERVICE_ACCOUNT,
+            Printer::Endpoints => core::ENDPOINTS,
+            Printer::Event => core::EVENT,
             Printer::Default => &[("Age", "string", 0, AGE)],
         }
     }
@@ -45,11 +87,13 @@ impl Printer {
     pub fn columns(self) -> Vec<Value> {
         let name = json!({
             "name": "Name", "type": "string", "format": "name", "priority": 0,
-            "description": "Name must be unique within a namespace.",
+            "description": NAME,
         });
-        std::iter::once(name)
-            .chain(self.extra().iter().map(|(n, t, p, d)| {
-                json!({ "name": n, "type": t, "format": "", "priority": p, "description": d })
+        let lead = (self != Printer::Event).then_some(name);
+        lead.into_iter()
+            .chain(self.extra().iter().map(|&(n, t, p, d)| {
+                let format = if n == "Name" { "name" } else { "" };
+                json!({ "name": n, "type": t, "format": format, "priority": p, "description": d })
             }))
             .collect()
     }
@@ -57,22 +101,38 @@ impl Printer {
     /// One row's cells; `ago` turns a timestamp into an age as the
     /// apiserver prints it ("5m", "3h12m").
     pub fn cells(self, o: &Value, ago: &dyn Fn(&str) -> String) -> Vec<Value> {
-        let age = ago(str_at(o, "/metadata/creationTimestamp"));
-        let name = json!(str_at(o, "/metadata/name"));
-        let mut cells = vec![name];
-        match self {
-            Printer::Pod => cells.extend(pod_cells(o, age, ago)),
-            Printer::Node => cells.extend(node_cells(o, age)),
-            Printer::Deployment => cells.extend(deployment_cells(o, age)),
-            Printer::Service => cells.extend(service_cells(o, age)),
-            Printer::Default => cells.push(json!(age)),
+        if self == Printer::Event {
+            return core::event(o, ago);
         }
+        let age = ago(str_at(o, "/metadata/creationTimestamp"));
+        let mut cells = vec![json!(str_at(o, "/metadata/name"))];
+        cells.extend(match self {
+            Printer::Pod => pod_cells(o, age, ago),
+            Printer::Node => node_cells(o, age),
+            Printer::Deployment => deployment_cells(o, age),
+            Printer::Service => service_cells(o, age),
+            Printer::ReplicaSet => apps::replica_set(o, age),
+            Printer::StatefulSet => apps::stateful_set(o, age),
+            Printer::DaemonSet => apps::daemon_set(o, age),
+            Printer::Job => apps::job(o, age, ago),
+            Printer::CronJob => apps::cron_job(o, age, ago),
+            Printer::Hpa => apps::hpa(o, age),
+            Printer::Pdb => apps::pdb(o, age),
+            Printer::Namespace => core::namespace(o, age),
+            Printer::ConfigMap => core::config_map(o, age),
+            Printer::Secret => core::secret(o, age),
+            Printer::ServiceAccount => core::service_account(o, age),
+            Printer::Endpoints => core::endpoints(o, age),
+            Printer::Event | Printer::Default => vec![json!(age)],
+        });
         cells
     }
 }
 
+const NAME: &str = "Name must be unique within a namespace.";
+
 /// `(name, type, priority, description)` of a column.
-type Column = (&'static str, &'static str, u8, &'static str);
+pub type Column = (&'static str, &'static str, u8, &'static str);
 
 const POD: &[Column] = &[
     (
@@ -221,11 +281,11 @@ const SERVICE: &[Column] = &[
     ),
 ];
 
-const AGE: &str =
+pub const AGE: &str =
     "CreationTimestamp is a timestamp representing the server time when this object was created.";
 
 /// `s`, or `<none>` when empty (the printers' placeholder).
-fn or_none(s: &str) -> String {
+pub fn or_none(s: &str) -> String {
     if s.is_empty() {
         "<none>".into()
     } else {
@@ -233,13 +293,13 @@ fn or_none(s: &str) -> String {
     }
 }
 
-fn items<'a>(o: &'a Value, ptr: &str) -> &'a [Value] {
+pub fn items<'a>(o: &'a Value, ptr: &str) -> &'a [Value] {
     o.ptr(ptr)
         .and_then(Value::as_array)
         .map_or(&[], Vec::as_slice)
 }
 
-fn int_at(o: &Value, ptr: &str) -> i64 {
+pub fn int_at(o: &Value, ptr: &str) -> i64 {
     o.ptr(ptr).and_then(Value::as_i64).unwrap_or(0)
 }
 
@@ -465,7 +525,7 @@ fn deployment_cells(o: &Value, age: String) -> Vec<Value> {
 
 /// `metav1.FormatLabelSelector`: `k=v` pairs, then `k in (a,b)` style
 /// expressions; `<none>` for an empty selector.
-fn label_selector(sel: Option<&Value>) -> String {
+pub fn label_selector(sel: Option<&Value>) -> String {
     let Some(sel) = sel else {
         return "<none>".into();
     };
@@ -488,7 +548,7 @@ fn label_selector(sel: Option<&Value>) -> String {
 }
 
 /// `k=v` pairs of a string map (serde_json keeps keys sorted, as Go does).
-fn labels(map: Option<&Value>) -> Vec<String> {
+pub fn labels(map: Option<&Value>) -> Vec<String> {
     map.and_then(Value::as_object)
         .into_iter()
         .flatten()

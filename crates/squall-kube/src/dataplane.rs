@@ -1,0 +1,519 @@
+//! The data-plane faults on cluster nodes: `squall.dataplane.*` with a node
+//! selection runs squall's agent in a helper pod on each chosen node
+//! (see [`crate::helper`]) instead of on the machine squall runs on.
+//!
+//! A flush on a node is made safe in three layers:
+//! 1. the undo (delete the flush pod, then run `squall agent dataplane
+//!    recover` in a restore pod on the node) is in squall's ledger before
+//!    the flush pod exists;
+//! 2. the flush pod itself snapshots the rules and records its own undo in
+//!    a ledger on the node before flushing, then stays up with a TTL: it
+//!    restores at the deadline, or at once when it is deleted (SIGTERM);
+//! 3. the restore pod applies whatever the node ledger still has pending
+//!    and checks the live rules equal the snapshot. An undo the flush pod
+//!    already applied (after its own clean diff) is not applied again, so
+//!    a kube-proxy sync made since is never rolled back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{Api, ListParams};
+use serde_json::{Map, Value, json};
+use squall_activity::{
+    ActivityCtx, ActivityError, ActivityResult, BoxFuture, RunLog, Undo, UndoSpec,
+};
+use squall_dataplane::flush::FlushMode;
+use squall_dataplane::inspect::stale_from_json;
+use squall_dataplane::model::ServiceMap;
+
+use crate::args::{bool_or, int_or, opt_int, opt_str, str_or};
+use crate::connect::{Kube, Origin, kube};
+use crate::helper::{self, Helper, STATE_DIR};
+use crate::node::{NodeQuery, guard, pick_count};
+use crate::{api_error, pending_here, settle_failed_write};
+
+const UNDO_KIND: &str = "squall.dataplane.restore_rules_on_node";
+
+/// The undo of a flush on a node.
+pub const UNDO_RESTORE_ON_NODE: UndoSpec = UndoSpec {
+    kind: UNDO_KIND,
+    doc: "Stop the flush helper pod on a node (it restores on SIGTERM), then apply what the node's \
+          ledger still has pending in a restore pod, checking the rules equal the snapshot.",
+    apply: apply_restore,
+};
+
+/// Whether an activity's arguments ask for cluster nodes rather than the
+/// local node: a node name, a node label selector, a random count, or
+/// every node.
+pub fn on_cluster_nodes(args: &Map<String, Value>) -> bool {
+    ["node", "label_selector", "count"].iter().any(|k| {
+        args.get(*k)
+            .is_some_and(|v| !v.is_null() && *v != json!(""))
+    }) || args.get("all_nodes") == Some(&json!(true))
+}
+
+/// The helper-pod settings shared by the cluster activities.
+struct Agent {
+    image: String,
+    namespace: String,
+    timeout: Duration,
+}
+
+impl Agent {
+    fn read(ctx: &ActivityCtx, args: &Map<String, Value>) -> Result<Self, ActivityError> {
+        let image = match opt_str(args, "image")? {
+            Some(i) => i,
+            None => ctx
+                .configuration
+                .get("squall_agent_image")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    ActivityError::failed(
+                        "the helper pod needs squall's container image: set `squall_agent_image` in \
+                         the experiment's configuration (or the `image` argument)",
+                    )
+                })?,
+        };
+        let timeout = int_or(args, "timeout_secs", 120)?.max(1).unsigned_abs();
+        Ok(Self {
+            image,
+            namespace: str_or(args, "agent_namespace", "kube-system")?,
+            timeout: Duration::from_secs(timeout),
+        })
+    }
+
+    fn helper(
+        &self,
+        ctx: &ActivityCtx,
+        purpose: &str,
+        node: &str,
+        args: Vec<String>,
+        deadline: u64,
+    ) -> Helper {
+        Helper {
+            name: helper::pod_name(purpose, node),
+            namespace: self.namespace.clone(),
+            node: node.to_owned(),
+            image: self.image.clone(),
+            args,
+            deadline_secs: deadline,
+            run_id: ctx.run_id.clone(),
+        }
+    }
+}
+
+/// The ledger target of the rules on a cluster node.
+fn target(node: &str) -> String {
+    format!("dataplane:node/{node}")
+}
+
+/// The nodes named by `node` / `label_selector`, narrowed to `count` at
+/// random; every node when `all_nodes` is true.
+async fn chosen_nodes(
+    client: &kube::Client,
+    args: &Map<String, Value>,
+) -> Result<crate::node::NodePick, ActivityError> {
+    let query = NodeQuery {
+        name: opt_str(args, "node")?,
+        label_selector: opt_str(args, "label_selector")?,
+        ..NodeQuery::default()
+    };
+    let names = query.nodes(client).await?;
+    pick_count(names, opt_int(args, "count")?, opt_int(args, "seed")?)
+}
+
+fn agent_flush_args(mode: FlushMode, name: &str, ttl: u64) -> Vec<String> {
+    let mut args: Vec<String> = ["agent", "dataplane", "flush"].map(String::from).into();
+    args.extend(
+        match mode {
+            FlushMode::Nat => vec!["--table", "nat"],
+            FlushMode::KubeChains => vec!["--kube-chains"],
+            FlushMode::Canary => vec!["--canary"],
+            FlushMode::NftServices => vec!["--nft-services"],
+        }
+        .into_iter()
+        .map(String::from),
+    );
+    args.extend([
+        "--snapshot".into(),
+        format!("{STATE_DIR}/{name}.snapshot.json"),
+        "--ledger".into(),
+        node_ledger(name),
+        "--ttl".into(),
+        ttl.to_string(),
+    ]);
+    args
+}
+
+fn node_ledger(flush_pod: &str) -> String {
+    format!("{STATE_DIR}/{flush_pod}.ledger.jsonl")
+}
+
+/// `flush_rules` on cluster nodes.
+pub async fn flush_on_nodes(
+    ctx: Arc<ActivityCtx>,
+    args: Map<String, Value>,
+    mode: FlushMode,
+) -> ActivityResult {
+    let kube = kube(&ctx)?;
+    let client = kube.client();
+    let agent = Agent::read(&ctx, &args)?;
+    let ttl = int_or(&args, "ttl_secs", 300)?.max(1).unsigned_abs();
+    let pick = chosen_nodes(&client, &args).await?;
+    guard(&ctx, &client, &pick, "flush_rules", "no rules were flushed").await?;
+    if ctx.dry {
+        let changes: Vec<String> = pick
+            .names
+            .iter()
+            .map(|n| {
+                format!(
+                    "run a helper pod ({}) on node {n} in {}: `squall {}` (restores by itself after {ttl}s)",
+                    agent.image,
+                    agent.namespace,
+                    agent_flush_args(mode, "<pod>", ttl).join(" ")
+                )
+            })
+            .collect();
+        let targets: Vec<String> = pick.names.iter().map(|n| target(n)).collect();
+        return ctx.plan(&targets, &changes);
+    }
+    let mut started = Vec::new();
+    for node in &pick.names {
+        started.push(start_flush(&ctx, &kube, &agent, node, mode, ttl).await?);
+    }
+    let mut out = Vec::new();
+    for h in &started {
+        helper::wait_for_log(&client, h, "Flushed (", agent.timeout, ctx.log.as_ref()).await?;
+        ctx.log.info(&format!(
+            "node/{}: rules flushed ({mode:?}) by helper pod {}/{}; it restores them in {ttl}s unless rolled back first",
+            h.node, h.namespace, h.name
+        ));
+        out.push(
+            json!({"node": h.node, "pod": h.name, "namespace": h.namespace,
+            "snapshot": format!("{STATE_DIR}/{}.snapshot.json", h.name), "ttl_secs": ttl}),
+        );
+    }
+    let mut result = json!({"mode": mode_name(mode), "nodes": out});
+    if let Some(seed) = pick.seed {
+        result["seed"] = json!(seed);
+    }
+    Ok(result)
+}
+
+fn mode_name(mode: FlushMode) -> &'static str {
+    match mode {
+        FlushMode::Nat => "nat",
+        FlushMode::KubeChains => "kube-chains",
+        FlushMode::Canary => "canary",
+        FlushMode::NftServices => "nft-services",
+    }
+}
+
+/// Records the undo, then creates the flush pod on `node`.
+async fn start_flush(
+    ctx: &ActivityCtx,
+    kube: &Kube,
+    agent: &Agent,
+    node: &str,
+    mode: FlushMode,
+    ttl: u64,
+) -> Result<Helper, ActivityError> {
+    let mut h = agent.helper(ctx, "flush", node, Vec::new(), ttl + 60);
+    h.args = agent_flush_args(mode, &h.name, ttl);
+    let undo = Undo {
+        kind: UNDO_KIND.into(),
+        data: json!({
+            "connection": kube.origin(),
+            "node": node,
+            "namespace": h.namespace,
+            "pod": h.name,
+            "image": h.image,
+            "ledger": node_ledger(&h.name),
+            "timeout_secs": agent.timeout.as_secs(),
+        }),
+        description: format!(
+            "restore kube-proxy rules on node {node}: delete helper pod {}/{}, then `squall agent dataplane recover` there",
+            h.namespace, h.name
+        ),
+    };
+    let id = ctx.record_undo(&target(node), undo)?;
+    if let Err(e) = helper::create(&kube.client(), &h).await {
+        settle_failed_write(ctx, &id, &e)?;
+        return Err(api_error(e));
+    }
+    Ok(h)
+}
+
+/// `restore_rules` on cluster nodes: applies this cluster's pending undos
+/// for the chosen nodes (`all_nodes`: every node), oldest first.
+pub async fn restore_on_nodes(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> ActivityResult {
+    let kube = kube(&ctx)?;
+    let client = kube.client();
+    let names = if bool_or(&args, "all_nodes", false)? {
+        let api: Api<Node> = Api::all(client.clone());
+        let nodes = api.list(&ListParams::default()).await.map_err(api_error)?;
+        nodes
+            .items
+            .into_iter()
+            .filter_map(|n| n.metadata.name)
+            .collect()
+    } else {
+        chosen_nodes(&client, &args).await?.names
+    };
+    let mut restored = Vec::new();
+    for node in &names {
+        for pending in pending_here(&ctx, &kube, &target(node))? {
+            ctx.log
+                .info(&format!("node/{node}: {}", pending.undo.description));
+            restore_node(&kube, &pending.undo.data, ctx.log.as_ref())
+                .await
+                .map_err(ActivityError::Failed)?;
+            ctx.mark_done(&pending.id)?;
+            restored.push(node.clone());
+        }
+    }
+    Ok(json!({"restored": restored, "clean": true}))
+}
+
+fn apply_restore(data: Value) -> BoxFuture<Result<(), String>> {
+    Box::pin(async move {
+        let origin: Origin =
+            serde_json::from_value(data.get("connection").cloned().unwrap_or_default())
+                .map_err(|e| format!("undo data has no usable connection: {e}"))?;
+        let kube = Kube::reconnect(&origin).await.map_err(|e| e.to_string())?;
+        restore_node(&kube, &data, &Quiet).await
+    })
+}
+
+/// Progress lines of an undo applied by `squall recover` or the engine's
+/// undo pass go nowhere: their outcome is reported by the caller.
+struct Quiet;
+
+impl RunLog for Quiet {
+    fn debug(&self, _: &str) {}
+    fn info(&self, _: &str) {}
+    fn warning(&self, _: &str) {}
+}
+
+/// Deletes the flush pod (it restores on SIGTERM), then runs the node
+/// ledger's pending undos in a restore pod; `Ok` only when it exits 0,
+/// which it does when the rules equal the snapshot (or nothing was flushed).
+async fn restore_node(kube: &Kube, data: &Value, log: &dyn RunLog) -> Result<(), String> {
+    let field = |k: &str| {
+        data.get(k)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or(format!("undo data has no {k}"))
+    };
+    let (node, namespace, pod, ledger) = (
+        field("node")?,
+        field("namespace")?,
+        field("pod")?,
+        field("ledger")?,
+    );
+    let timeout = Duration::from_secs(
+        data.get("timeout_secs")
+            .and_then(Value::as_u64)
+            .unwrap_or(120),
+    );
+    let client = kube.client();
+    helper::delete_and_wait(&client, &namespace, &pod, Duration::from_secs(90))
+        .await
+        .map_err(|e| e.message().to_owned())?;
+    let h = Helper {
+        name: helper::pod_name("restore", &node),
+        namespace,
+        node: node.clone(),
+        image: field("image")?,
+        args: ["agent", "dataplane", "recover", "--ledger", &ledger]
+            .map(String::from)
+            .into(),
+        deadline_secs: timeout.as_secs() + 60,
+        run_id: "squall-restore".into(),
+    };
+    helper::create(&client, &h)
+        .await
+        .map_err(|e| api_error(e).message().to_owned())?;
+    let ended = helper::wait_to_end(&client, &h, timeout, log).await;
+    // The restore pod's job is done (or failed): never leave it behind.
+    let _ = helper::delete_and_wait(&client, &h.namespace, &h.name, Duration::from_secs(60)).await;
+    let ended = ended.map_err(|e| e.message().to_owned())?;
+    if ended.exit_code != 0 {
+        return Err(format!(
+            "restoring the rules on node {node} failed (helper pod {} exit code {}): {}",
+            h.name,
+            ended.exit_code,
+            helper::tail(&ended.logs)
+        ));
+    }
+    Ok(())
+}
+
+/// `stale_rules` across cluster nodes: reads each chosen node's rules in a
+/// helper pod (`squall agent dataplane inspect`, read-only) and compares
+/// them with the EndpointSlices and Services from the API.
+pub async fn stale_on_nodes(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> ActivityResult {
+    let kube = kube(&ctx)?;
+    let client = kube.client();
+    let agent = Agent::read(&ctx, &args)?;
+    let names = if on_node_selection(&args) {
+        chosen_nodes(&client, &args).await?.names
+    } else {
+        let api: Api<Node> = Api::all(client.clone());
+        let nodes = api.list(&ListParams::default()).await.map_err(api_error)?;
+        nodes
+            .items
+            .into_iter()
+            .filter_map(|n| n.metadata.name)
+            .collect()
+    };
+    let slices = list_json::<EndpointSlice>(&client).await?;
+    let services = list_json::<Service>(&client).await?;
+    let service = opt_str(&args, "service")?.map(|s| {
+        format!(
+            "{}/{s}:",
+            str_or(&args, "namespace", "default").unwrap_or_default()
+        )
+    });
+    let mut per_node = Map::new();
+    let mut findings = Vec::new();
+    for node in &names {
+        let map = inspect_node(&ctx, &client, &agent, node).await?;
+        let mut report = stale_from_json(map, &slices, Some(&services))
+            .map_err(|e| ActivityError::failed(format!("node {node}: {e}")))?;
+        if let Some(prefix) = &service {
+            report
+                .findings
+                .retain(|f| f.service.starts_with(prefix.as_str()));
+        }
+        for f in &report.findings {
+            let mut v = serde_json::to_value(f).unwrap_or_default();
+            v["node"] = json!(node);
+            findings.push(v);
+        }
+        per_node.insert(
+            node.clone(),
+            json!({"clean": report.findings.is_empty(), "report": report}),
+        );
+    }
+    Ok(json!({"clean": findings.is_empty(), "findings": findings, "nodes": per_node}))
+}
+
+fn on_node_selection(args: &Map<String, Value>) -> bool {
+    ["node", "label_selector", "count"].iter().any(|k| {
+        args.get(*k)
+            .is_some_and(|v| !v.is_null() && *v != json!(""))
+    })
+}
+
+async fn list_json<K>(client: &kube::Client) -> Result<String, ActivityError>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let api: Api<K> = Api::all(client.clone());
+    let list = api.list(&ListParams::default()).await.map_err(api_error)?;
+    Ok(json!({"items": list.items}).to_string())
+}
+
+/// Runs `squall agent dataplane inspect` on `node` and parses its output.
+async fn inspect_node(
+    ctx: &ActivityCtx,
+    client: &kube::Client,
+    agent: &Agent,
+    node: &str,
+) -> Result<ServiceMap, ActivityError> {
+    let h = agent.helper(
+        ctx,
+        "inspect",
+        node,
+        ["agent", "dataplane", "inspect"].map(String::from).into(),
+        agent.timeout.as_secs() + 60,
+    );
+    helper::create(client, &h).await.map_err(api_error)?;
+    let ended = helper::wait_to_end(client, &h, agent.timeout, ctx.log.as_ref()).await;
+    let _ = helper::delete_and_wait(client, &h.namespace, &h.name, Duration::from_secs(60)).await;
+    let ended = ended?;
+    if ended.exit_code != 0 {
+        return Err(ActivityError::Failed(format!(
+            "reading the rules on node {node} failed (exit code {}): {}",
+            ended.exit_code,
+            helper::tail(&ended.logs)
+        )));
+    }
+    parse_inspect(&ended.logs).map_err(|e| ActivityError::failed(format!("node {node}: {e}")))
+}
+
+/// The JSON document in an inspect pod's log (stdout and stderr are one
+/// stream there, so the log lines around it are skipped).
+fn parse_inspect(logs: &str) -> Result<ServiceMap, String> {
+    let start = logs
+        .find("\n{\n")
+        .map(|i| i + 1)
+        .or_else(|| logs.starts_with("{\n").then_some(0))
+        .ok_or("the agent printed no JSON")?;
+    let end = logs[start..]
+        .find("\n}\n")
+        .map(|i| start + i + 2)
+        .or_else(|| logs.ends_with("\n}").then_some(logs.len()))
+        .ok_or("the agent's JSON is cut short")?;
+    serde_json::from_str(&logs[start..end])
+        .map_err(|e| format!("cannot parse the agent's output: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_mode_is_chosen_by_node_arguments() {
+        let a = |v: Value| v.as_object().cloned().unwrap();
+        assert!(!on_cluster_nodes(&a(
+            json!({"mode": "nat", "netns": "x", "node": null})
+        )));
+        assert!(on_cluster_nodes(&a(json!({"node": "node-1"}))));
+        assert!(on_cluster_nodes(&a(json!({"label_selector": "pool=a"}))));
+        assert!(on_cluster_nodes(&a(json!({"count": 1}))));
+        assert!(on_cluster_nodes(&a(json!({"all_nodes": true}))));
+        assert!(!on_cluster_nodes(&a(
+            json!({"all_nodes": false, "label_selector": ""})
+        )));
+    }
+
+    #[test]
+    fn the_flush_pod_snapshots_and_records_on_the_node_with_a_ttl() {
+        let args = agent_flush_args(FlushMode::KubeChains, "squall-flush-n1-abc", 90);
+        assert_eq!(
+            args.join(" "),
+            "agent dataplane flush --kube-chains \
+             --snapshot /var/lib/squall/dataplane/squall-flush-n1-abc.snapshot.json \
+             --ledger /var/lib/squall/dataplane/squall-flush-n1-abc.ledger.jsonl --ttl 90"
+        );
+        assert_eq!(
+            agent_flush_args(FlushMode::Nat, "p", 1)[3..5],
+            ["--table", "nat"]
+        );
+    }
+
+    #[test]
+    fn inspect_output_is_found_between_log_lines() {
+        let map = json!({"source": "iptables", "services": []});
+        let pretty = serde_json::to_string_pretty(&map).unwrap();
+        let logs = format!("[INFO] reading rules\n{pretty}\n[INFO] done\n");
+        let parsed = parse_inspect(&logs).unwrap();
+        assert!(parsed.services.is_empty());
+        assert_eq!(serde_json::to_value(parsed.source).unwrap(), "iptables");
+        assert_eq!(
+            parse_inspect("no json here\n"),
+            Err("the agent printed no JSON".into())
+        );
+    }
+}

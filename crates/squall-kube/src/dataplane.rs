@@ -127,7 +127,7 @@ async fn chosen_nodes(
 }
 
 fn agent_flush_args(mode: FlushMode, name: &str, ttl: u64) -> Vec<String> {
-    let mut args: Vec<String> = ["agent", "dataplane", "flush"].map(String::from).into();
+    let mut args = agent_args(&["flush"]);
     args.extend(
         match mode {
             FlushMode::Nat => vec!["--table", "nat"],
@@ -147,6 +147,17 @@ fn agent_flush_args(mode: FlushMode, name: &str, ttl: u64) -> Vec<String> {
         ttl.to_string(),
     ]);
     args
+}
+
+/// `squall agent dataplane REST…`, logging only to the pod's log (a log
+/// file in the container would be lost with it, or land in the working
+/// directory of whatever runs the container).
+fn agent_args(rest: &[&str]) -> Vec<String> {
+    ["--no-log-file", "agent", "dataplane"]
+        .iter()
+        .chain(rest)
+        .map(|s| (*s).to_owned())
+        .collect()
 }
 
 fn node_ledger(flush_pod: &str) -> String {
@@ -329,9 +340,7 @@ async fn restore_node(kube: &Kube, data: &Value, log: &dyn RunLog) -> Result<(),
         namespace,
         node: node.clone(),
         image: field("image")?,
-        args: ["agent", "dataplane", "recover", "--ledger", &ledger]
-            .map(String::from)
-            .into(),
+        args: agent_args(&["recover", "--ledger", &ledger]),
         deadline_secs: timeout.as_secs() + 60,
         run_id: "squall-restore".into(),
     };
@@ -435,7 +444,7 @@ async fn inspect_node(
         ctx,
         "inspect",
         node,
-        ["agent", "dataplane", "inspect"].map(String::from).into(),
+        agent_args(&["inspect"]),
         agent.timeout.as_secs() + 60,
     );
     helper::create(client, &h).await.map_err(api_error)?;
@@ -493,12 +502,12 @@ mod tests {
         let args = agent_flush_args(FlushMode::KubeChains, "squall-flush-n1-abc", 90);
         assert_eq!(
             args.join(" "),
-            "agent dataplane flush --kube-chains \
+            "--no-log-file agent dataplane flush --kube-chains \
              --snapshot /var/lib/squall/dataplane/squall-flush-n1-abc.snapshot.json \
              --ledger /var/lib/squall/dataplane/squall-flush-n1-abc.ledger.jsonl --ttl 90"
         );
         assert_eq!(
-            agent_flush_args(FlushMode::Nat, "p", 1)[3..5],
+            agent_flush_args(FlushMode::Nat, "p", 1)[4..6],
             ["--table", "nat"]
         );
     }

@@ -152,6 +152,7 @@ pub enum DataplaneCommand {
     /// no ledger: nothing to do, exit 0. An undo a TTL agent already
     /// applied (after a clean diff) is not applied again.
     Recover {
+        /// The ledger the flush recorded its undo in (`flush --ledger`).
         #[arg(long, value_name = "PATH")]
         ledger: PathBuf,
     },

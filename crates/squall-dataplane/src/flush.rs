@@ -121,6 +121,23 @@ pub async fn prepare_flush<R: CommandRunner + ?Sized>(
     })
 }
 
+/// Where the state right after a flush is kept: beside its snapshot.
+pub fn after_path(snapshot_path: &Path) -> std::path::PathBuf {
+    snapshot_path.with_extension("after.json")
+}
+
+/// Step 3: save the rules as the flush left them, so a later restore can
+/// tell whether someone (kube-proxy) has rewritten them since and must not
+/// be overwritten with the older snapshot.
+pub async fn save_after<R: CommandRunner + ?Sized>(
+    runner: &R,
+    cfg: &IptablesConfig,
+    prepared: &PreparedFlush,
+) -> Result<()> {
+    let after = take_snapshot(runner, cfg).await?;
+    after.save(&after_path(&prepared.undo.snapshot_path)).await
+}
+
 /// Step 2: run the plan. Stops at the first failing command.
 pub async fn apply_flush<R: CommandRunner + ?Sized>(
     runner: &R,

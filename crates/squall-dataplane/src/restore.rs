@@ -26,6 +26,9 @@ pub struct RestoreReport {
     pub nft_tables: Vec<String>,
     /// When the snapshot had been taken.
     pub snapshot_taken_at: String,
+    /// Tables the flush changed that someone rewrote since, left alone.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub superseded: Vec<String>,
 }
 
 /// Replace the node's tables with the snapshot's.
@@ -75,17 +78,113 @@ pub async fn restore_snapshot<R: CommandRunner + ?Sized>(
         tables,
         nft_tables,
         snapshot_taken_at: snapshot.taken_at.clone(),
+        superseded: Vec::new(),
     })
 }
 
-/// Load the snapshot named by an undo record and restore it — what
-/// `squall recover` does for a ledger entry left by a killed run.
+/// Undo a flush: put back the tables the flush changed — and only those
+/// that nobody has changed since. The state right after the flush is saved
+/// beside the snapshot ([`crate::flush::save_after`]); a table whose live
+/// rules no longer equal it was rewritten by someone else (kube-proxy
+/// resynced, a CNI updated its rules), and putting the older snapshot over
+/// it would roll their work back, so it is left alone and named in
+/// `superseded`. Without the after-state (a crash between flush and save),
+/// every table is restored. Returns the report and the part of the
+/// snapshot that was put back, for verification with [`diff_live`].
 pub async fn restore_from_undo<R: CommandRunner + ?Sized>(
     runner: &R,
     cfg: &IptablesConfig,
     undo: &UndoRecord,
-) -> Result<RestoreReport> {
-    restore_from_file(runner, cfg, &undo.snapshot_path).await
+) -> Result<(RestoreReport, Snapshot)> {
+    let before = Snapshot::load(&undo.snapshot_path).await?;
+    let after_path = crate::flush::after_path(&undo.snapshot_path);
+    let Ok(after) = Snapshot::load(&after_path).await else {
+        let report = restore_snapshot(runner, cfg, &before).await?;
+        return Ok((report, before));
+    };
+    let cfg_tables = IptablesConfig {
+        tables: before.tables.keys().cloned().collect(),
+        ..cfg.clone()
+    };
+    let live = dump_tables(runner, &cfg_tables).await?;
+    let live_nft = if before.nft_ruleset.is_some() {
+        Some(
+            run_checked(runner, &CommandSpec::new("nft", ["list", "ruleset"]))
+                .await?
+                .stdout,
+        )
+    } else {
+        None
+    };
+    let plan = plan_restore(&before, &after, &live, live_nft.as_deref());
+    let subset = before.only(&plan.restore, plan.nft);
+    let mut report = if plan.restore.is_empty() && !plan.nft {
+        RestoreReport {
+            tables: Vec::new(),
+            nft_tables: Vec::new(),
+            snapshot_taken_at: before.taken_at.clone(),
+            superseded: Vec::new(),
+        }
+    } else {
+        restore_snapshot(runner, cfg, &subset).await?
+    };
+    report.superseded = plan.superseded;
+    Ok((report, subset))
+}
+
+/// Which parts of a snapshot an undo puts back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestorePlan {
+    /// iptables tables the flush changed and nobody touched since.
+    pub restore: Vec<String>,
+    /// Whether kube-proxy's nftables tables are put back (same rule).
+    pub nft: bool,
+    /// What the flush changed but someone else has rewritten since.
+    pub superseded: Vec<String>,
+}
+
+/// The pure decision of [`restore_from_undo`]: a table is restored when
+/// the flush changed it (`before` ≠ `after`) and it still is as the flush
+/// left it (`live` = `after`).
+pub fn plan_restore(
+    before: &Snapshot,
+    after: &Snapshot,
+    live: &std::collections::BTreeMap<String, String>,
+    live_nft: Option<&str>,
+) -> RestorePlan {
+    let parsed = |text: Option<&String>| parse_save(text.map_or("", String::as_str));
+    let mut plan = RestorePlan {
+        restore: Vec::new(),
+        nft: false,
+        superseded: Vec::new(),
+    };
+    for name in before.tables.keys() {
+        let (b, a, l) = (
+            parsed(before.tables.get(name)),
+            parsed(after.tables.get(name)),
+            parsed(live.get(name)),
+        );
+        if diff_rulesets(&b, &a).is_clean() {
+            continue;
+        }
+        if diff_rulesets(&a, &l).is_clean() {
+            plan.restore.push(name.clone());
+        } else {
+            plan.superseded.push(name.clone());
+        }
+    }
+    if let Some(b) = before.nft_ruleset.as_deref() {
+        let norm = nftables::normalised_tables;
+        let a = norm(after.nft_ruleset.as_deref().unwrap_or_default());
+        if !diff_rulesets(&norm(b), &a).is_clean() {
+            if diff_rulesets(&a, &norm(live_nft.unwrap_or_default())).is_clean() {
+                plan.nft = true;
+            } else {
+                plan.superseded.push("nft kube-proxy".into());
+            }
+        }
+    }
+    plan
 }
 
 /// Load a snapshot file and restore it.
@@ -246,5 +345,73 @@ mod tests {
         let d = diff_snapshot_tables(&snap, &flushed);
         assert_eq!(d.tables[0].removed_chains, ["KUBE-SERVICES"]);
         assert_eq!(d.tables[0].chains[0].removed, ["-j KUBE-SERVICES"]);
+    }
+
+    fn snap(nat: &str, filter: &str) -> Snapshot {
+        Snapshot {
+            format: 1,
+            taken_at: "t".into(),
+            taken_at_unix_ms: 0,
+            backend: Backend::Nft,
+            iptables_version: String::new(),
+            tables: [
+                ("nat".to_owned(), nat.to_owned()),
+                ("filter".to_owned(), filter.to_owned()),
+            ]
+            .into(),
+            nft_ruleset: None,
+        }
+    }
+
+    const FLUSHED: &str = "*nat\n:PREROUTING ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\nCOMMIT\n";
+    const FILTER: &str = "*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n";
+    const RESYNCED: &str = "*nat\n:PREROUTING ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\n\
+-A PREROUTING -j KUBE-SERVICES\n-A KUBE-SERVICES -d 10.96.0.9/32 -j DNAT --to-destination 10.0.0.1\nCOMMIT\n";
+
+    #[test]
+    fn only_tables_the_flush_changed_and_nobody_touched_since_are_restored() {
+        let before = snap(NAT, FILTER);
+        let after = snap(FLUSHED, FILTER);
+        let live: std::collections::BTreeMap<String, String> =
+            after.tables.clone().into_iter().collect();
+        let plan = plan_restore(&before, &after, &live, None);
+        assert_eq!(plan.restore, ["nat"], "filter was not flushed: left as is");
+        assert!(plan.superseded.is_empty());
+        // kube-proxy resynced nat after the flush: its newer rules stay.
+        let mut resynced = live.clone();
+        resynced.insert("nat".into(), RESYNCED.into());
+        let plan = plan_restore(&before, &after, &resynced, None);
+        assert!(plan.restore.is_empty());
+        assert_eq!(plan.superseded, ["nat"]);
+    }
+
+    #[tokio::test]
+    async fn an_undo_without_the_after_state_restores_every_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.snapshot.json");
+        snap(NAT, FILTER).save(&path).await.unwrap();
+        let f = FakeRunner::new();
+        f.on_ok(&["iptables", "--version"], "iptables v1.8.9 (nf_tables)");
+        let undo = UndoRecord {
+            undo: "dataplane-restore".into(),
+            mode: crate::flush::FlushMode::Nat,
+            snapshot_path: path.clone(),
+            backend: Backend::Nft,
+            taken_at: "t".into(),
+        };
+        let (report, restored) = restore_from_undo(&f, &cfg(), &undo).await.unwrap();
+        assert_eq!(report.tables, ["filter", "nat"]);
+        assert_eq!(restored.tables.len(), 2);
+        // With the after-state saved and the live rules still flushed,
+        // only nat goes back.
+        snap(FLUSHED, FILTER)
+            .save(&crate::flush::after_path(&path))
+            .await
+            .unwrap();
+        f.on_ok(&["iptables-save", "-t", "nat"], FLUSHED)
+            .on_ok(&["iptables-save", "-t", "filter"], FILTER);
+        let (report, restored) = restore_from_undo(&f, &cfg(), &undo).await.unwrap();
+        assert_eq!(report.tables, ["nat"]);
+        assert_eq!(restored.tables.keys().collect::<Vec<_>>(), ["nat"]);
     }
 }

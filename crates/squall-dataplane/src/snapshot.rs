@@ -119,6 +119,21 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The same snapshot with only `tables` (and kube-proxy's nftables
+    /// tables when `nft`).
+    pub fn only(&self, tables: &[String], nft: bool) -> Self {
+        Self {
+            tables: self
+                .tables
+                .iter()
+                .filter(|(name, _)| tables.contains(name))
+                .map(|(n, d)| (n.clone(), d.clone()))
+                .collect(),
+            nft_ruleset: if nft { self.nft_ruleset.clone() } else { None },
+            ..self.clone()
+        }
+    }
+
     /// All table dumps concatenated: valid `iptables-restore` input that
     /// replaces exactly those tables.
     pub fn restore_payload(&self) -> String {

@@ -57,15 +57,7 @@ impl Ledger {
 
     fn open_with(path: &Path, create: bool) -> std::io::Result<Self> {
         let mut file = OpenOptions::new().create(create).append(true).open(path)?;
-        // One writer at a time: a recover during a run (or two recovers)
-        // could otherwise apply the same undo twice.
-        file.try_lock().map_err(|e| match e {
-            std::fs::TryLockError::WouldBlock => std::io::Error::other(format!(
-                "{} is in use by another squall (a run or a recover); wait for it to finish",
-                path.display()
-            )),
-            std::fs::TryLockError::Error(e) => e,
-        })?;
+        lock_briefly(&file, path)?;
         // A line torn by a kill must not swallow the next record.
         if !ends_with_newline(path)? {
             file.write_all(b"\n")?;
@@ -199,6 +191,29 @@ pub fn default_path(journal: &Path) -> PathBuf {
 
 fn now() -> String {
     jiff::Timestamp::now().to_string()
+}
+
+/// One writer at a time: a recover during a run (or two recovers) could
+/// otherwise apply the same undo twice. A lock held for a moment is waited
+/// for (a process forking a child can hold it until the child's exec); one
+/// still held after two seconds belongs to another squall.
+fn lock_briefly(file: &std::fs::File, path: &Path) -> std::io::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(std::io::Error::other(format!(
+                    "{} is in use by another squall (a run or a recover); wait for it to finish",
+                    path.display()
+                )));
+            }
+        }
+    }
 }
 
 #[cfg(test)]

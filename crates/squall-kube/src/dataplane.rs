@@ -193,21 +193,16 @@ pub async fn flush_on_nodes(
         return ctx.plan(&targets, &changes);
     }
     let mut started = Vec::new();
-    for node in &pick.names {
-        started.push(start_flush(&ctx, &kube, &agent, node, mode, ttl).await?);
-    }
-    let mut out = Vec::new();
-    for h in &started {
-        helper::wait_for_log(&client, h, "Flushed (", agent.timeout, ctx.log.as_ref()).await?;
-        ctx.log.info(&format!(
-            "node/{}: rules flushed ({mode:?}) by helper pod {}/{}; it restores them in {ttl}s unless rolled back first",
-            h.node, h.namespace, h.name
-        ));
-        out.push(
-            json!({"node": h.node, "pod": h.name, "namespace": h.namespace,
-            "snapshot": format!("{STATE_DIR}/{}.snapshot.json", h.name), "ttl_secs": ttl}),
-        );
-    }
+    let out = match flush_all(&ctx, &kube, &agent, &pick.names, (mode, ttl), &mut started).await {
+        Ok(out) => out,
+        Err(e) => {
+            // All or nothing: a flush that failed on one node (or whose pod
+            // never started) is undone at once everywhere it began, so no
+            // pod flushes a node later, after squall has given up.
+            undo_started(&ctx, &kube, &started).await;
+            return Err(e);
+        }
+    };
     let mut result = json!({"mode": mode_name(mode), "nodes": out});
     if let Some(seed) = pick.seed {
         result["seed"] = json!(seed);
@@ -224,6 +219,64 @@ fn mode_name(mode: FlushMode) -> &'static str {
     }
 }
 
+/// A flush pod created, with its undo.
+struct Started {
+    helper: Helper,
+    undo_id: String,
+    undo: Value,
+}
+
+/// Starts a flush pod on every node, then waits until each has flushed.
+async fn flush_all(
+    ctx: &ActivityCtx,
+    kube: &Kube,
+    agent: &Agent,
+    nodes: &[String],
+    (mode, ttl): (FlushMode, u64),
+    started: &mut Vec<Started>,
+) -> Result<Vec<Value>, ActivityError> {
+    for node in nodes {
+        started.push(start_flush(ctx, kube, agent, node, mode, ttl).await?);
+    }
+    let mut out = Vec::new();
+    for s in started.iter() {
+        let h = &s.helper;
+        helper::wait_for_log(
+            &kube.client(),
+            h,
+            "Flushed (",
+            agent.timeout,
+            ctx.log.as_ref(),
+        )
+        .await?;
+        ctx.log.info(&format!(
+            "node/{}: rules flushed ({mode:?}) by helper pod {}/{}; it restores them in {ttl}s unless rolled back first",
+            h.node, h.namespace, h.name
+        ));
+        out.push(
+            json!({"node": h.node, "pod": h.name, "namespace": h.namespace,
+            "snapshot": format!("{STATE_DIR}/{}.snapshot.json", h.name), "ttl_secs": ttl}),
+        );
+    }
+    Ok(out)
+}
+
+/// Undoes the flushes that began, marking each undo done once it worked.
+async fn undo_started(ctx: &ActivityCtx, kube: &Kube, started: &[Started]) {
+    for s in started.iter().rev() {
+        match restore_node(kube, &s.undo, ctx.log.as_ref(), None).await {
+            Ok(()) => {
+                ctx.log.warning(&format!("node/{}: flush undone", s.helper.node));
+                let _ = ctx.mark_done(&s.undo_id);
+            }
+            Err(e) => ctx.log.warning(&format!(
+                "node/{}: could not undo the flush ({e}); it stays pending for the rollback or `squall recover`",
+                s.helper.node
+            )),
+        }
+    }
+}
+
 /// Records the undo, then creates the flush pod on `node`.
 async fn start_flush(
     ctx: &ActivityCtx,
@@ -232,8 +285,10 @@ async fn start_flush(
     node: &str,
     mode: FlushMode,
     ttl: u64,
-) -> Result<Helper, ActivityError> {
-    let mut h = agent.helper(ctx, "flush", node, Vec::new(), ttl + 60);
+) -> Result<Started, ActivityError> {
+    // The deadline leaves room for the image pull and a restore on SIGTERM.
+    let deadline = ttl + agent.timeout.as_secs() + 60;
+    let mut h = agent.helper(ctx, "flush", node, Vec::new(), deadline);
     h.args = agent_flush_args(mode, &h.name, ttl);
     let undo = Undo {
         kind: UNDO_KIND.into(),
@@ -251,19 +306,27 @@ async fn start_flush(
             h.namespace, h.name
         ),
     };
+    let data = undo.data.clone();
     let id = ctx.record_undo(&target(node), undo)?;
     if let Err(e) = helper::create(&kube.client(), &h).await {
         settle_failed_write(ctx, &id, &e)?;
         return Err(api_error(e));
     }
-    Ok(h)
+    Ok(Started {
+        helper: h,
+        undo_id: id,
+        undo: data,
+    })
 }
 
 /// `restore_rules` on cluster nodes: applies this cluster's pending undos
-/// for the chosen nodes (`all_nodes`: every node), oldest first.
+/// for the chosen nodes (`all_nodes`: every node), newest first (so
+/// stacked flushes unwind in reverse), going on past a node that fails.
 pub async fn restore_on_nodes(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> ActivityResult {
     let kube = kube(&ctx)?;
     let client = kube.client();
+    let timeout =
+        opt_int(&args, "timeout_secs")?.map(|t| Duration::from_secs(t.max(1).unsigned_abs()));
     let names = if bool_or(&args, "all_nodes", false)? {
         let api: Api<Node> = Api::all(client.clone());
         let nodes = api.list(&ListParams::default()).await.map_err(api_error)?;
@@ -276,16 +339,26 @@ pub async fn restore_on_nodes(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -
         chosen_nodes(&client, &args).await?.names
     };
     let mut restored = Vec::new();
+    let mut failures = Vec::new();
     for node in &names {
-        for pending in pending_here(&ctx, &kube, &target(node))? {
+        for pending in pending_here(&ctx, &kube, &target(node))?.into_iter().rev() {
             ctx.log
                 .info(&format!("node/{node}: {}", pending.undo.description));
-            restore_node(&kube, &pending.undo.data, ctx.log.as_ref())
-                .await
-                .map_err(ActivityError::Failed)?;
-            ctx.mark_done(&pending.id)?;
-            restored.push(node.clone());
+            match restore_node(&kube, &pending.undo.data, ctx.log.as_ref(), timeout).await {
+                Ok(()) => {
+                    ctx.mark_done(&pending.id)?;
+                    restored.push(node.clone());
+                }
+                Err(e) => failures.push(e),
+            }
         }
+    }
+    if !failures.is_empty() {
+        return Err(ActivityError::Failed(format!(
+            "{} restore(s) failed and stay pending (the rollback, `squall recover` or the helper pods' TTL finish them): {}",
+            failures.len(),
+            failures.join("; ")
+        )));
     }
     Ok(json!({"restored": restored, "clean": true}))
 }
@@ -296,69 +369,113 @@ fn apply_restore(data: Value) -> BoxFuture<Result<(), String>> {
             serde_json::from_value(data.get("connection").cloned().unwrap_or_default())
                 .map_err(|e| format!("undo data has no usable connection: {e}"))?;
         let kube = Kube::reconnect(&origin).await.map_err(|e| e.to_string())?;
-        restore_node(&kube, &data, &Quiet).await
+        restore_node(&kube, &data, &Console, None).await
     })
 }
 
-/// Progress lines of an undo applied by `squall recover` or the engine's
-/// undo pass go nowhere: their outcome is reported by the caller.
-struct Quiet;
+/// Progress of an undo applied by `squall recover` or the engine's undo
+/// pass, which hand undo functions no run log: straight to the console.
+struct Console;
 
-impl RunLog for Quiet {
+impl RunLog for Console {
     fn debug(&self, _: &str) {}
-    fn info(&self, _: &str) {}
-    fn warning(&self, _: &str) {}
+    fn info(&self, msg: &str) {
+        eprintln!("  ... {msg}");
+    }
+    fn warning(&self, msg: &str) {
+        eprintln!("  ... {msg}");
+    }
 }
 
 /// Deletes the flush pod (it restores on SIGTERM), then runs the node
 /// ledger's pending undos in a restore pod; `Ok` only when it exits 0,
 /// which it does when the rules equal the snapshot (or nothing was flushed).
-async fn restore_node(kube: &Kube, data: &Value, log: &dyn RunLog) -> Result<(), String> {
+async fn restore_node(
+    kube: &Kube,
+    data: &Value,
+    log: &dyn RunLog,
+    timeout: Option<Duration>,
+) -> Result<(), String> {
     let field = |k: &str| {
         data.get(k)
             .and_then(Value::as_str)
             .map(str::to_owned)
             .ok_or(format!("undo data has no {k}"))
     };
-    let (node, namespace, pod, ledger) = (
-        field("node")?,
-        field("namespace")?,
-        field("pod")?,
-        field("ledger")?,
-    );
-    let timeout = Duration::from_secs(
+    let (node, namespace, pod) = (field("node")?, field("namespace")?, field("pod")?);
+    let timeout = timeout.unwrap_or(Duration::from_secs(
         data.get("timeout_secs")
             .and_then(Value::as_u64)
             .unwrap_or(120),
-    );
+    ));
     let client = kube.client();
+    let nodes: Api<Node> = Api::all(client.clone());
+    if nodes
+        .get_opt(&node)
+        .await
+        .map_err(|e| api_error(e).message().to_owned())?
+        .is_none()
+    {
+        log.warning(&format!(
+            "node {node} no longer exists: its rules went with it"
+        ));
+        return Ok(());
+    }
+    let never_ran = helper::never_started(&client, &namespace, &pod)
+        .await
+        .map_err(|e| e.message().to_owned())?;
+    log.info(&format!(
+        "deleting helper pod {namespace}/{pod} (it restores the rules on SIGTERM)"
+    ));
     helper::delete_and_wait(&client, &namespace, &pod, Duration::from_secs(90))
         .await
         .map_err(|e| e.message().to_owned())?;
+    if never_ran {
+        log.info(&format!(
+            "helper pod {pod} never started: nothing was flushed on node {node}"
+        ));
+        return Ok(());
+    }
     let h = Helper {
         name: helper::pod_name("restore", &node),
         namespace,
         node: node.clone(),
         image: field("image")?,
-        args: agent_args(&["recover", "--ledger", &ledger]),
+        args: agent_args(&["recover", "--ledger", &field("ledger")?]),
         deadline_secs: timeout.as_secs() + 60,
         run_id: "squall-restore".into(),
     };
-    helper::create(&client, &h)
+    run_restore_pod(&client, &h, timeout, log).await
+}
+
+/// Runs the restore pod to its end and deletes it; `Ok` on exit code 0.
+async fn run_restore_pod(
+    client: &kube::Client,
+    h: &Helper,
+    timeout: Duration,
+    log: &dyn RunLog,
+) -> Result<(), String> {
+    log.info(&format!(
+        "running `squall agent dataplane recover` in helper pod {}/{} on node {}",
+        h.namespace, h.name, h.node
+    ));
+    helper::create(client, h)
         .await
         .map_err(|e| api_error(e).message().to_owned())?;
-    let ended = helper::wait_to_end(&client, &h, timeout, log).await;
+    let ended = helper::wait_to_end(client, h, timeout, log).await;
     // The restore pod's job is done (or failed): never leave it behind.
-    let _ = helper::delete_and_wait(&client, &h.namespace, &h.name, Duration::from_secs(60)).await;
+    let _ = helper::delete_and_wait(client, &h.namespace, &h.name, Duration::from_secs(60)).await;
     let ended = ended.map_err(|e| e.message().to_owned())?;
     if ended.exit_code != 0 {
         return Err(format!(
-            "restoring the rules on node {node} failed (helper pod {} exit code {}): {}",
+            "restoring the rules on node {} failed (helper pod {} exit code {}): {}",
+            h.node,
             h.name,
             ended.exit_code,
             helper::tail(&ended.logs)
         ));
     }
+    log.info(&format!("node/{}: {}", h.node, helper::tail(&ended.logs)));
     Ok(())
 }
 

@@ -58,7 +58,7 @@ pub fn pod_name(purpose: &str, node: &str) -> String {
 
 /// The pod manifest.
 pub fn manifest(h: &Helper) -> Value {
-    json!({
+    let mut pod = json!({
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
@@ -73,7 +73,9 @@ pub fn manifest(h: &Helper) -> Value {
         "spec": {
             "nodeName": h.node,
             "hostNetwork": true,
-            "dnsPolicy": "ClusterFirstWithHostNet",
+            // The node's own resolver: cluster DNS goes through the very
+            // Service rules a flush removes.
+            "dnsPolicy": "Default",
             "restartPolicy": "Never",
             "activeDeadlineSeconds": h.deadline_secs,
             "terminationGracePeriodSeconds": 30,
@@ -90,6 +92,9 @@ pub fn manifest(h: &Helper) -> Value {
                     "runAsUser": 0,
                     "capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN", "NET_RAW"]},
                 },
+                // Requests keep it out of BestEffort, the first class the
+                // kubelet evicts and the OOM killer picks.
+                "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}},
                 "volumeMounts": [
                     {"name": "xtables-lock", "mountPath": XTABLES_LOCK},
                     {"name": "state", "mountPath": STATE_DIR},
@@ -100,7 +105,13 @@ pub fn manifest(h: &Helper) -> Value {
                 {"name": "state", "hostPath": {"path": STATE_DIR, "type": "DirectoryOrCreate"}},
             ],
         },
-    })
+    });
+    // A pod holding a node's rules hostage must be the last to be evicted
+    // under node pressure; the API only grants that priority in kube-system.
+    if h.namespace == "kube-system" {
+        pod["spec"]["priorityClassName"] = json!("system-node-critical");
+    }
+    pod
 }
 
 /// Creates the pod.
@@ -166,6 +177,13 @@ impl<'a> Watch<'a> {
         waiting_for: &str,
     ) -> Result<(), ActivityError> {
         let state = describe(pod);
+        if let Some(reason) = waiting_reason(pod).filter(|r| HOPELESS.contains(&r.as_str())) {
+            return Err(ActivityError::Failed(format!(
+                "helper pod {} on node {} cannot start: {reason} ({state}); check the image \
+                 (configuration `squall_agent_image`)",
+                self.name, self.node
+            )));
+        }
         if self.started.elapsed() >= timeout {
             return Err(ActivityError::Failed(format!(
                 "helper pod {} on node {} did not {waiting_for} within {}s ({state})",
@@ -284,27 +302,72 @@ fn exit_code(pod: &Pod) -> Option<i32> {
     Some(status.state.as_ref()?.terminated.as_ref()?.exit_code)
 }
 
-/// The phase, and why a pending container waits (ImagePullBackOff, …).
+/// Reasons a container waits that do not go away by waiting.
+const HOPELESS: &[&str] = &[
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "ErrImageNeverPull",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+];
+
+fn waiting_reason(pod: &Pod) -> Option<String> {
+    let status = pod.status.as_ref()?.container_statuses.as_ref()?.first()?;
+    status.state.as_ref()?.waiting.as_ref()?.reason.clone()
+}
+
+/// The phase, why a pending container waits (ImagePullBackOff, …) and why
+/// the kubelet ended the pod (DeadlineExceeded, OutOfpods, …).
 fn describe(pod: &Pod) -> String {
-    let waiting = pod
+    let mut out = phase(pod);
+    if let Some(reason) = waiting_reason(pod) {
+        out.push_str(&format!(", {reason}"));
+    }
+    let status = pod.status.as_ref();
+    if let Some(reason) = status.and_then(|s| s.reason.as_ref()) {
+        out.push_str(&format!(", {reason}"));
+    }
+    if let Some(message) = status.and_then(|s| s.message.as_ref()) {
+        out.push_str(&format!(": {message}"));
+    }
+    out
+}
+
+/// Whether a helper pod exists and its container has never run (so it
+/// cannot have changed anything). A pod that is gone counts as "ran": its
+/// effects, if any, are unknown.
+pub async fn never_started(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<bool, ActivityError> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let Some(pod) = api.get_opt(name).await.map_err(api_error)? else {
+        return Ok(false);
+    };
+    let status = pod
         .status
         .as_ref()
         .and_then(|s| s.container_statuses.as_ref())
-        .and_then(|c| c.first())
-        .and_then(|c| c.state.as_ref())
-        .and_then(|s| s.waiting.as_ref())
-        .and_then(|w| w.reason.clone());
-    match waiting {
-        Some(reason) => format!("{}, {reason}", phase(pod)),
-        None => phase(pod),
-    }
+        .and_then(|c| c.first());
+    Ok(match status {
+        None => phase(&pod) == "Pending",
+        Some(c) => {
+            c.last_state
+                .as_ref()
+                .is_none_or(|l| l.running.is_none() && l.terminated.is_none())
+                && c.state.as_ref().is_some_and(|s| s.waiting.is_some())
+        }
+    })
 }
 
 fn ended_early(h: &Helper, pod: &Pod, logs: &str) -> ActivityError {
     ActivityError::Failed(format!(
-        "helper pod {} on node {} ended (exit code {}) before it was done: {}",
+        "helper pod {} on node {} ended ({}, exit code {}) before it was done: {}",
         h.name,
         h.node,
+        describe(pod),
         exit_code(pod).map_or_else(|| "unknown".into(), |c| c.to_string()),
         tail(logs)
     ))

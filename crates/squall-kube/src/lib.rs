@@ -102,8 +102,8 @@ pub(crate) fn pending_here(
 }
 
 /// After a write whose undo was recorded first has failed: only a refusal
-/// by the server proves nothing changed, so only then is the undo marked
-/// done. After a transport error (timeout, reset) the write may have
+/// by the server (a 4xx) proves nothing changed, so only then is the undo
+/// marked done. After a transport error (timeout, reset) the write may have
 /// landed; the undo stays pending, which is safe because every undo here
 /// does nothing when the state already matches.
 pub(crate) fn settle_failed_write(
@@ -111,7 +111,8 @@ pub(crate) fn settle_failed_write(
     id: &str,
     error: &kube::Error,
 ) -> Result<(), ActivityError> {
-    if matches!(error, kube::Error::Api(_)) {
+    // A 5xx (an etcd timeout behind the apiserver) may still have landed.
+    if matches!(error, kube::Error::Api(s) if s.code < 500) {
         ctx.mark_done(id)?;
     }
     Ok(())

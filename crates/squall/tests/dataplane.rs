@@ -63,7 +63,7 @@ fn ttl_restores_by_itself() {
     ))
     .code(0)
     .has("TTL reached: restoring the rules")
-    .has("Recovered: the live rules equal the snapshot");
+    .has("Recovered nat: the live rules equal the snapshot");
     assert!(started.elapsed() >= std::time::Duration::from_secs(1));
     assert!(node.has_rules());
     sb.run(&["recover", "--ledger", "dataplane.ledger.jsonl"])

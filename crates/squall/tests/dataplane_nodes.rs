@@ -331,3 +331,58 @@ rollbacks:
     restored.sort();
     assert_eq!(restored, ["node-1", "node-2"]);
 }
+
+/// Starts `squall run` on the flush experiment and waits until node-1's
+/// rules are gone.
+fn run_until_flushed(sb: &Sandbox, node: &Node, pause: u32, ttl: u32) -> std::process::Child {
+    let exp = flush_experiment(sb, pause, ttl);
+    let child = sb
+        .cmd()
+        .args(["run", &exp, "--kubeconfig", "kube.yaml"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(30, || !node.has_rules()), "not flushed");
+    child
+}
+
+#[test]
+fn an_agent_killed_without_restoring_is_restored_by_the_restore_pod() {
+    let Some(node) = Node::new() else { return };
+    let sb = Sandbox::new();
+    let cluster = lab_cluster(&sb, &node, None);
+    let mut run = run_until_flushed(&sb, &node, 600, 600);
+    // SIGKILL the flush pod's agent (its paths are under this test's
+    // host root): no SIGTERM restore, the node ledger keeps its undo.
+    let hosts = sb.path("hosts").display().to_string();
+    let killed = std::process::Command::new("pkill")
+        .args(["-KILL", "-f", "--", &format!("--ledger {hosts}")])
+        .status()
+        .unwrap();
+    assert!(killed.success(), "no agent process found");
+    run.kill().unwrap();
+    run.wait().unwrap();
+    assert!(!node.has_rules());
+    let recover: Run = sb.run(&["recover"]);
+    recover.code(0);
+    assert!(node.has_rules(), "{}", recover.stderr);
+    assert!(helper_pods(&cluster).is_empty());
+}
+
+#[test]
+fn rules_rewritten_after_the_flush_are_not_rolled_back() {
+    let Some(node) = Node::new() else { return };
+    let sb = Sandbox::new();
+    let _cluster = lab_cluster(&sb, &node, None);
+    let mut run = run_until_flushed(&sb, &node, 3, 120);
+    // kube-proxy resyncs with a newer endpoint while the fault is on.
+    node.load_nat(&web_rules("10.240.0.9"));
+    assert!(run.wait().unwrap().success(), "{}", sb.read("squall.log"));
+    let nat = node.nat();
+    assert!(
+        nat.contains("10.240.0.9:8080"),
+        "the newer rules were rolled back:\n{nat}"
+    );
+    assert!(!node.has_rules(), "the old snapshot was put back:\n{nat}");
+}

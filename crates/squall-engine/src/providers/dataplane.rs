@@ -16,11 +16,13 @@ use squall_activity::{
     ActivityCtx, ActivityError, ActivityResult, BoxFuture, Registered, Undo, UndoSpec,
 };
 use squall_core::catalog::{ActivitySpec, ArgSpec, ArgType, Kind};
-use squall_dataplane::flush::{FlushMode, UndoRecord, apply_flush, flush_plan, prepare_flush};
+use squall_dataplane::flush::{
+    FlushMode, UndoRecord, apply_flush, flush_plan, prepare_flush, save_after,
+};
 use squall_dataplane::inspect::{inspect_node, stale_from_json};
 use squall_dataplane::restore::{diff_live, restore_from_undo};
 use squall_dataplane::runner::{CommandRunner, PrefixRunner, TokioRunner};
-use squall_dataplane::snapshot::{IptablesConfig, Snapshot, detect_kube_backend, take_snapshot};
+use squall_dataplane::snapshot::{IptablesConfig, detect_kube_backend, take_snapshot};
 use squall_kube::dataplane;
 
 const UNDO_KIND: &str = "squall.dataplane.restore_rules";
@@ -126,14 +128,7 @@ pub const RESTORE_RULES: Registered = Registered {
         kind: Kind::Action,
         doc: "Restore the rules flush_rules snapshotted on this node (or namespace, or the chosen cluster \
               nodes), verify with a diff, and mark the undo done. Restoring twice changes nothing.",
-        args: &[
-            NETNS,
-            NODE,
-            LABEL_SELECTOR,
-            ALL_NODES,
-            AGENT_NAMESPACE,
-            TIMEOUT_SECS,
-        ],
+        args: &[NETNS, NODE, LABEL_SELECTOR, ALL_NODES, TIMEOUT_SECS],
         returns: "mapping",
         mutating: false,
     },
@@ -213,17 +208,16 @@ pub async fn node_config(runner: &dyn CommandRunner) -> IptablesConfig {
 }
 
 /// Restores from an undo record and proves it with a diff: `Ok` only when
-/// the live rules equal the snapshot.
+/// the live rules of every table put back equal the snapshot. Tables that
+/// someone rewrote after the flush (kube-proxy resynced) are left alone
+/// and listed under `superseded`.
 pub async fn restore_verified(netns: Option<&str>, record: &UndoRecord) -> Result<Value, String> {
     let runner = node_runner(netns);
     let cfg = node_config(runner.as_ref()).await;
-    let report = restore_from_undo(runner.as_ref(), &cfg, record)
+    let (report, restored) = restore_from_undo(runner.as_ref(), &cfg, record)
         .await
         .map_err(|e| e.to_string())?;
-    let snapshot = Snapshot::load(&record.snapshot_path)
-        .await
-        .map_err(|e| e.to_string())?;
-    let diff = diff_live(runner.as_ref(), &cfg, &snapshot)
+    let diff = diff_live(runner.as_ref(), &cfg, &restored)
         .await
         .map_err(|e| e.to_string())?;
     if !diff.is_clean() {
@@ -232,7 +226,40 @@ pub async fn restore_verified(netns: Option<&str>, record: &UndoRecord) -> Resul
             json!(diff)
         ));
     }
-    Ok(json!({"tables": report.tables, "snapshot": record.snapshot_path, "clean": true}))
+    Ok(json!({
+        "tables": report.tables,
+        "superseded": report.superseded,
+        "snapshot": record.snapshot_path,
+        "clean": true
+    }))
+}
+
+/// A line for the log about what a verified restore did.
+pub fn restore_summary(out: &Value) -> String {
+    let list = |k: &str| -> Vec<String> {
+        out[k]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    };
+    let (tables, superseded) = (list("tables"), list("superseded"));
+    let mut line = if tables.is_empty() {
+        "Nothing to put back".to_owned()
+    } else {
+        format!(
+            "Recovered {}: the live rules equal the snapshot",
+            tables.join(", ")
+        )
+    };
+    if !superseded.is_empty() {
+        line.push_str(&format!(
+            "; left alone (rewritten since the flush, e.g. by a kube-proxy sync): {}",
+            superseded.join(", ")
+        ));
+    }
+    line
 }
 
 fn netns_arg(args: &Map<String, Value>) -> Option<String> {
@@ -299,6 +326,11 @@ fn flush_rules(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<Act
         let report = apply_flush(runner.as_ref(), &prepared).await.map_err(|e| {
             ActivityError::failed(format!("flush failed part-way (the undo is recorded): {e}"))
         })?;
+        if let Err(e) = save_after(runner.as_ref(), &cfg, &prepared).await {
+            ctx.log.warning(&format!(
+                "cannot save the rules as flushed ({e}); a restore will put every table back"
+            ));
+        }
         Ok(json!({"mode": report.mode, "commands": report.commands, "snapshot": path}))
     })
 }

@@ -10,14 +10,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
-use squall_dataplane::flush::{FlushMode, apply_flush, prepare_flush};
+use squall_dataplane::flush::{FlushMode, apply_flush, prepare_flush, save_after};
 use squall_dataplane::inspect::{ProxyMode, inspect_node, parse_dump, stale_from_json};
 use squall_dataplane::restore::{diff_live, restore_from_file};
 use squall_dataplane::snapshot::{Snapshot, take_snapshot};
 use squall_engine::ledger::Ledger;
 use squall_engine::log::Logger;
 use squall_engine::providers::dataplane::{
-    flush_undo, node_config, node_runner, restore_verified, target,
+    flush_undo, node_config, node_runner, restore_summary, restore_verified, target,
 };
 
 use crate::cli::{AgentCommand, DataplaneArgs, DataplaneCommand, FlushArgs};
@@ -91,15 +91,16 @@ fn mode_of(args: &FlushArgs) -> FlushMode {
 }
 
 async fn flush(netns: Option<&str>, args: &FlushArgs, log: &Logger) -> Outcome {
+    // Listen before touching anything: a SIGTERM that arrives during the
+    // snapshot or the flush (a pod deleted at once) must still restore, and
+    // a process without a handler (PID 1 in a container) would drop it.
+    let signals = match args.ttl {
+        Some(_) => Some(Signals::listen()?),
+        None => None,
+    };
     let runner = node_runner(netns);
     let cfg = node_config(runner.as_ref()).await;
-    let path = args.snapshot.clone().unwrap_or_else(|| {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        format!("dataplane-{secs}.snapshot.json").into()
-    });
+    let path = snapshot_path(args);
     let prepared = prepare_flush(runner.as_ref(), &cfg, mode_of(args), &path)
         .await
         .map_err(failed)?;
@@ -126,24 +127,72 @@ async fn flush(netns: Option<&str>, args: &FlushArgs, log: &Logger) -> Outcome {
             args.ledger.display()
         ))
     })?;
+    if let Err(e) = save_after(runner.as_ref(), &cfg, &prepared).await {
+        log.warning(&format!(
+            "cannot save the rules as flushed ({e}); a restore puts every table back"
+        ));
+    }
     log.info(&format!(
         "Flushed ({:?}): {}",
         prepared.undo.mode,
         report.commands.join("; ")
     ));
     print_json(&report);
-    match args.ttl {
-        Some(ttl) => restore_at_deadline(netns, &prepared.undo, ttl, &ledger, &id, log).await,
-        None => {
-            log.info(&format!(
-                "Undo recorded in {}: `squall agent dataplane restore --from {}` or `squall recover --ledger {}` puts the rules back",
-                args.ledger.display(),
-                path.display(),
-                args.ledger.display()
-            ));
+    match (args.ttl, signals) {
+        (Some(ttl), Some(signals)) => {
+            let at = Deadline { ttl, signals };
+            restore_at_deadline(netns, &prepared.undo, at, &ledger, &id, log).await
+        }
+        _ => {
+            log.info(&how_to_undo(args, &path));
             Ok(OK)
         }
     }
+}
+
+fn how_to_undo(args: &FlushArgs, snapshot: &Path) -> String {
+    format!(
+        "Undo recorded in {}: `squall agent dataplane restore --from {}` or `squall recover --ledger {}` puts the rules back",
+        args.ledger.display(),
+        snapshot.display(),
+        args.ledger.display()
+    )
+}
+
+/// `--snapshot`, or `./dataplane-<unix seconds>.snapshot.json`.
+fn snapshot_path(args: &FlushArgs) -> std::path::PathBuf {
+    args.snapshot.clone().unwrap_or_else(|| {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        format!("dataplane-{secs}.snapshot.json").into()
+    })
+}
+
+/// SIGINT and SIGTERM, listened to from the start of a flush with a TTL.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn listen() -> Result<Self, (u8, String)> {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(int), Ok(term)) => Ok(Self { int, term }),
+            _ => Err(failed("cannot listen for signals; nothing was changed")),
+        }
+    }
+}
+
+/// When a TTL agent restores: after `ttl` seconds or on a signal.
+struct Deadline {
+    ttl: u64,
+    signals: Signals,
 }
 
 /// Waits for the TTL (or a signal), restores, verifies and marks the undo
@@ -151,29 +200,23 @@ async fn flush(netns: Option<&str>, args: &FlushArgs, log: &Logger) -> Outcome {
 async fn restore_at_deadline(
     netns: Option<&str>,
     record: &squall_dataplane::flush::UndoRecord,
-    ttl: u64,
+    mut at: Deadline,
     ledger: &Ledger,
     id: &str,
     log: &Logger,
 ) -> Outcome {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return Err(failed("cannot listen for signals"));
-    };
+    let ttl = at.ttl;
     log.info(&format!(
         "Restoring the rules in {ttl}s (Ctrl-C or SIGTERM restores now)"
     ));
     tokio::select! {
         () = tokio::time::sleep(Duration::from_secs(ttl)) => log.info("TTL reached: restoring the rules"),
-        _ = int.recv() => log.warning("Received SIGINT: restoring the rules now"),
-        _ = term.recv() => log.warning("Received SIGTERM: restoring the rules now"),
+        _ = at.signals.int.recv() => log.warning("Received SIGINT: restoring the rules now"),
+        _ = at.signals.term.recv() => log.warning("Received SIGTERM: restoring the rules now"),
     }
-    restore_verified(netns, record).await.map_err(failed)?;
+    let out = restore_verified(netns, record).await.map_err(failed)?;
     ledger.mark_done(id).map_err(failed)?;
-    log.info("Recovered: the live rules equal the snapshot");
+    log.info(&restore_summary(&out));
     Ok(OK)
 }
 
@@ -203,7 +246,7 @@ async fn recover(ledger: &Path, log: &Logger) -> Outcome {
     match squall_engine::recover::recover(ledger, log).await {
         Ok(report) if report.failed.is_empty() => {
             log.info(&format!(
-                "Recovered: {} undo(s) applied, the live rules equal the snapshot",
+                "Recovered: {} undo(s) applied and verified by a diff",
                 report.applied.len()
             ));
             Ok(OK)

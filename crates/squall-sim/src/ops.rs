@@ -7,6 +7,7 @@
 //! through them, so a controller's writes look exactly like a client's.
 
 use crate::store::Ptr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -14,7 +15,7 @@ use serde_json::{Value, json};
 use crate::defaults;
 use crate::error::{ApiError, ApiResult, Subject};
 use crate::resources::{self, ResourceDef};
-use crate::store::{StoreInner, meta_mut, str_at};
+use crate::store::{StoreInner, meta_mut, same, str_at};
 
 /// The finalizer that holds an owner during foreground cascading deletion.
 pub const FOREGROUND: &str = "foregroundDeletion";
@@ -132,7 +133,7 @@ impl StoreInner {
         }
         let stored = self.insert(&def.group, &def.plural, obj);
         self.after_write(def, &stored);
-        Ok(stored)
+        Ok(Value::clone(&stored))
     }
 
     /// Fills apiVersion/kind, namespace and name (generateName) and checks them.
@@ -280,7 +281,7 @@ impl StoreInner {
             "resourceVersion".into(),
             current["metadata"]["resourceVersion"].clone(),
         );
-        if next == current {
+        if same(&next, &current) {
             return Ok(current);
         }
         let deleting = next.ptr("/metadata/deletionTimestamp").is_some();
@@ -295,11 +296,11 @@ impl StoreInner {
                 .remove(&def.group, &def.plural, &ns, &name)
                 .ok_or_else(|| ApiError::internal("object vanished"))?;
             self.after_delete(def, &gone);
-            return Ok(gone);
+            return Ok(Value::clone(&gone));
         }
         let stored = self.replace(&def.group, &def.plural, next);
         self.after_write(def, &stored);
-        Ok(stored)
+        Ok(Value::clone(&stored))
     }
 
     /// Controller-side write: replaces an object if it changed, ignoring conflicts
@@ -307,9 +308,20 @@ impl StoreInner {
     pub fn put(&mut self, group: &str, plural: &str, obj: Value) -> Value {
         let (ns, name) = crate::store::obj_key(&obj);
         match self.get(group, plural, &ns, &name) {
-            Some(cur) if *cur == obj => obj,
-            Some(_) => self.replace(group, plural, obj),
+            Some(cur) if same(cur, &obj) => obj,
+            Some(_) => Value::clone(&self.replace(group, plural, obj)),
             None => obj,
+        }
+    }
+
+    /// [`StoreInner::put`] answering the stored version (shared, not
+    /// copied), for controllers that only read what they wrote.
+    pub fn put_arc(&mut self, group: &str, plural: &str, obj: Value) -> Arc<Value> {
+        let (ns, name) = crate::store::obj_key(&obj);
+        match self.get_arc(group, plural, &ns, &name) {
+            Some(cur) if same(cur, &obj) => cur.clone(),
+            Some(_) => self.replace(group, plural, obj),
+            None => Arc::new(obj),
         }
     }
 
@@ -405,7 +417,7 @@ impl StoreInner {
                 let ts = self.clock.timestamp();
                 meta_mut(&mut next).insert("deletionTimestamp".into(), json!(ts));
                 meta_mut(&mut next).insert("deletionGracePeriodSeconds".into(), json!(0));
-                return Ok(self.replace(&def.group, &def.plural, next));
+                return Ok(Value::clone(&self.replace(&def.group, &def.plural, next)));
             }
             return Ok(current);
         }
@@ -413,7 +425,7 @@ impl StoreInner {
             .remove(&def.group, &def.plural, ns, name)
             .ok_or_else(|| ApiError::internal("object vanished"))?;
         self.after_delete(def, &gone);
-        Ok(gone)
+        Ok(Value::clone(&gone))
     }
 
     /// Graceful pod deletion: unscheduled and finished pods (and grace 0) go at
@@ -431,7 +443,9 @@ impl StoreInner {
             || phase == "Succeeded"
             || phase == "Failed";
         if immediate {
-            return self.remove("", "pods", &ns, &name).unwrap_or(pod);
+            return self
+                .remove("", "pods", &ns, &name)
+                .map_or(pod, |gone| Value::clone(&gone));
         }
         let now = self.clock.now();
         let grace_d = Duration::from_secs(u64::try_from(grace).unwrap_or(0));
@@ -448,7 +462,7 @@ impl StoreInner {
         let ts = self.clock.timestamp_at(now + grace_d);
         meta_mut(&mut next).insert("deletionTimestamp".into(), json!(ts));
         meta_mut(&mut next).insert("deletionGracePeriodSeconds".into(), json!(grace));
-        self.replace("", "pods", next)
+        Value::clone(&self.replace("", "pods", next))
     }
 
     /// Whether any object names `uid` in its ownerReferences.
@@ -474,10 +488,10 @@ impl StoreInner {
         {
             f.push(json!(FOREGROUND));
         }
-        if next == current {
+        if same(&next, &current) {
             current
         } else {
-            self.replace(&def.group, &def.plural, next)
+            Value::clone(&self.replace(&def.group, &def.plural, next))
         }
     }
 

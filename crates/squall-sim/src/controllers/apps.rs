@@ -126,7 +126,7 @@ fn write_status(store: &mut StoreInner, group: &str, plural: &str, obj: &Value, 
         next["status"][k] = v.clone();
     }
     next["status"]["observedGeneration"] = obj["metadata"]["generation"].clone();
-    store.put(group, plural, next);
+    store.put_arc(group, plural, next);
 }
 
 fn count_ready(pods: &[Arc<Value>]) -> i64 {
@@ -379,7 +379,7 @@ pub fn sync_hpas(store: &mut StoreInner) {
             set_path(&mut target, &["spec", "replicas"], json!(desired));
             let bumped = i(&target, "/metadata/generation") + 1;
             set_path(&mut target, &["metadata", "generation"], json!(bumped));
-            store.put("apps", plural, target);
+            store.put_arc("apps", plural, target);
         }
         write_status(
             store,

@@ -129,7 +129,7 @@ fn scale(store: &mut StoreInner, d: &Value, rs: &Value, replicas: i64) {
         .cloned()
         .unwrap_or_else(|| rs.clone());
     set_path(&mut next, &["spec", "replicas"], json!(replicas));
-    store.put("apps", "replicasets", next);
+    store.put_arc("apps", "replicasets", next);
     let dir = if replicas > from { "up" } else { "down" };
     let msg = format!("Scaled {dir} replica set {name} from {from} to {replicas}");
     super::events::record(
@@ -288,7 +288,7 @@ fn write_status(store: &mut StoreInner, d: &Value, new_name: &str) {
         v
     };
     if strip(&next) != strip(d) {
-        store.put("apps", "deployments", next);
+        store.put_arc("apps", "deployments", next);
     }
 }
 

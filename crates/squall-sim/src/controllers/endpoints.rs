@@ -215,7 +215,7 @@ fn endpoints(store: &mut StoreInner, svc: &Value, pods: &[Arc<Value>]) {
     match store.get("", "endpoints", &ns, &name).cloned() {
         Some(mut ep) => {
             ep["subsets"] = subsets;
-            store.put("", "endpoints", ep);
+            store.put_arc("", "endpoints", ep);
         }
         None => {
             let ep = json!({
@@ -260,7 +260,7 @@ fn slice(store: &mut StoreInner, svc: &Value, pods: &[Arc<Value>]) {
         Some(mut s) => {
             s["endpoints"] = json!(eps);
             s["ports"] = json!(ports);
-            store.put("discovery.k8s.io", "endpointslices", s);
+            store.put_arc("discovery.k8s.io", "endpointslices", s);
         }
         None => {
             let s = json!({

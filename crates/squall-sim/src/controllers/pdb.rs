@@ -162,6 +162,6 @@ pub fn sync(store: &mut StoreInner) {
             json!({ "type": "DisruptionAllowed", "status": st, "reason": reason, "message": "", "observedGeneration": pdb["metadata"]["generation"] }),
             &now,
         );
-        store.put("policy", "poddisruptionbudgets", next);
+        store.put_arc("policy", "poddisruptionbudgets", next);
     }
 }

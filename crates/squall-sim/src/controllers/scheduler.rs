@@ -193,9 +193,8 @@ fn bind(store: &mut StoreInner, pod: &Value, choice: Result<String, String>, now
             );
         }
     }
-    let before = pod.ptr("/status/conditions").cloned();
-    let changed = next.ptr("/status/conditions").cloned() != before;
-    let stored = store.put("", "pods", next);
+    let changed = next.ptr("/status/conditions") != pod.ptr("/status/conditions");
+    let stored = store.put_arc("", "pods", next);
     if changed {
         scheduling_event(store, &stored);
     }

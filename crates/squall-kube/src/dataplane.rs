@@ -28,7 +28,7 @@ use squall_dataplane::flush::FlushMode;
 use squall_dataplane::inspect::stale_from_json;
 use squall_dataplane::model::ServiceMap;
 
-use crate::args::{bool_or, int_or, opt_int, opt_str, str_or};
+use crate::args::{int_or, opt_int, opt_str, str_or};
 use crate::connect::{Kube, Origin, kube};
 use crate::helper::{self, Helper, STATE_DIR};
 use crate::node::{NodeQuery, guard, pick_count};
@@ -111,8 +111,8 @@ fn target(node: &str) -> String {
     format!("dataplane:node/{node}")
 }
 
-/// The nodes named by `node` / `label_selector`, narrowed to `count` at
-/// random; every node when `all_nodes` is true.
+/// The nodes named by `node` / `label_selector` (every node when neither
+/// is given), narrowed to `count` at random.
 async fn chosen_nodes(
     client: &kube::Client,
     args: &Map<String, Value>,
@@ -327,17 +327,8 @@ pub async fn restore_on_nodes(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -
     let client = kube.client();
     let timeout =
         opt_int(&args, "timeout_secs")?.map(|t| Duration::from_secs(t.max(1).unsigned_abs()));
-    let names = if bool_or(&args, "all_nodes", false)? {
-        let api: Api<Node> = Api::all(client.clone());
-        let nodes = api.list(&ListParams::default()).await.map_err(api_error)?;
-        nodes
-            .items
-            .into_iter()
-            .filter_map(|n| n.metadata.name)
-            .collect()
-    } else {
-        chosen_nodes(&client, &args).await?.names
-    };
+    // Without `node` / `label_selector` (`all_nodes`), every node.
+    let names = chosen_nodes(&client, &args).await?.names;
     let mut restored = Vec::new();
     let mut failures = Vec::new();
     for node in &names {
@@ -486,17 +477,8 @@ pub async fn stale_on_nodes(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> 
     let kube = kube(&ctx)?;
     let client = kube.client();
     let agent = Agent::read(&ctx, &args)?;
-    let names = if on_node_selection(&args) {
-        chosen_nodes(&client, &args).await?.names
-    } else {
-        let api: Api<Node> = Api::all(client.clone());
-        let nodes = api.list(&ListParams::default()).await.map_err(api_error)?;
-        nodes
-            .items
-            .into_iter()
-            .filter_map(|n| n.metadata.name)
-            .collect()
-    };
+    // Without `node` / `label_selector`, every node.
+    let names = chosen_nodes(&client, &args).await?.names;
     let slices = list_json::<EndpointSlice>(&client).await?;
     let services = list_json::<Service>(&client).await?;
     let service = opt_str(&args, "service")?.map(|s| {
@@ -527,13 +509,6 @@ pub async fn stale_on_nodes(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> 
         );
     }
     Ok(json!({"clean": findings.is_empty(), "findings": findings, "nodes": per_node}))
-}
-
-fn on_node_selection(args: &Map<String, Value>) -> bool {
-    ["node", "label_selector", "count"].iter().any(|k| {
-        args.get(*k)
-            .is_some_and(|v| !v.is_null() && *v != json!(""))
-    })
 }
 
 async fn list_json<K>(client: &kube::Client) -> Result<String, ActivityError>

@@ -79,20 +79,7 @@ fn a_flush_on_a_node_runs_in_a_helper_pod_and_the_rollback_restores() {
     let Some(node) = Node::new() else { return };
     let sb = Sandbox::new();
     let cluster = lab_cluster(&sb, &node, None);
-    let exp = flush_experiment(&sb, 3, 120);
-    let mut child = sb
-        .cmd()
-        .args(["run", &exp, "--kubeconfig", "kube.yaml"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // During the pause: the rules are gone from the node, and the flush
-    // pod is pinned there with the host network and two capabilities.
-    assert!(
-        wait_until(30, || !node.has_rules()),
-        "the node's rules were not flushed"
-    );
+    let mut child = run_until_flushed(&sb, &node, 3, 120);
     let pods = helper_pods(&cluster);
     assert_eq!(pods.len(), 1, "{pods:?}");
     let pod = &pods[0];
@@ -123,15 +110,7 @@ fn the_ttl_restores_when_squall_is_killed_and_recover_cleans_up() {
     let Some(node) = Node::new() else { return };
     let sb = Sandbox::new();
     let cluster = lab_cluster(&sb, &node, None);
-    let exp = flush_experiment(&sb, 600, 3);
-    let mut child = sb
-        .cmd()
-        .args(["run", &exp, "--kubeconfig", "kube.yaml"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    assert!(wait_until(30, || !node.has_rules()));
+    let mut child = run_until_flushed(&sb, &node, 600, 3);
     child.kill().unwrap();
     child.wait().unwrap();
     // Nothing of squall is alive on this side: the pod's own TTL restores.
@@ -150,15 +129,7 @@ fn recover_after_squall_is_killed_restores_through_a_restore_pod() {
     let Some(node) = Node::new() else { return };
     let sb = Sandbox::new();
     let cluster = lab_cluster(&sb, &node, None);
-    let exp = flush_experiment(&sb, 600, 600);
-    let mut child = sb
-        .cmd()
-        .args(["run", &exp, "--kubeconfig", "kube.yaml"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    assert!(wait_until(30, || !node.has_rules()));
+    let mut child = run_until_flushed(&sb, &node, 600, 600);
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(!node.has_rules());

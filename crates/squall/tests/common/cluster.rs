@@ -72,20 +72,7 @@ pub fn example(name: &str) -> String {
 /// application answers through the gateway; returns the cluster and
 /// `INGRESS_HOST`.
 pub fn demo_cluster(sb: &Sandbox) -> (Cluster, String) {
-    let (child, server) = start_sandbox(
-        sb,
-        &[
-            "--log-file",
-            "sandbox.log",
-            "sandbox",
-            "serve",
-            "--kubeconfig",
-            "kube.yaml",
-            "--scenario",
-            "go-demo-8",
-        ],
-    );
-    let cluster = Cluster { child, server };
+    let cluster = Cluster::start_with(sb, &["--scenario", "go-demo-8"]);
     assert!(wait_until(30, || sb
         .read("sandbox.log")
         .contains("Demo application gateway on http://")));

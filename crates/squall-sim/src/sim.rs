@@ -5,7 +5,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::api::{self, Body};
 use crate::clock::Clock;
@@ -73,11 +74,17 @@ pub(crate) struct Shared {
     pub(crate) gateway: crate::gateway::State,
     /// Output of the pods the process runtime runs.
     pub(crate) logs: runtime::Logs,
-    _stop: watch::Sender<bool>,
+    /// Stops the controllers.
+    stop: watch::Sender<bool>,
+    /// Stops the process runtime, giving its processes this grace period.
+    runtime_stop: watch::Sender<Option<Duration>>,
+    /// The process runtime's task, until [`Sim::shutdown`] waits for it.
+    runtime_task: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// A running simulated cluster. Clones share the cluster; the controllers stop
-/// when the last clone (including clones held by `kube::Client`) is dropped.
+/// on [`Sim::shutdown`] or when the last clone (including clones held by
+/// `kube::Client`) is dropped.
 #[derive(Clone)]
 pub struct Sim {
     shared: Arc<Shared>,
@@ -94,23 +101,45 @@ impl Sim {
         let (tx, rx) = watch::channel(false);
         let runtime = options.runtime.map(Arc::new);
         let logs = runtime::Logs::default();
-        if let Some(rt) = &runtime {
+        let (runtime_stop, runtime_rx) = watch::channel(None);
+        let runtime_task = runtime.as_ref().map(|rt| {
             tokio::spawn(runtime::run(
                 store.clone(),
                 rt.clone(),
                 logs.clone(),
-                rx.clone(),
-            ));
-        }
+                runtime_rx,
+            ))
+        });
         tokio::spawn(controllers::run(store.clone(), options.tick, runtime, rx));
         Sim {
             shared: Arc::new(Shared {
                 store,
                 gateway: crate::gateway::State::new(options.seed),
                 logs,
-                _stop: tx,
+                stop: tx,
+                runtime_stop,
+                runtime_task: Mutex::new(runtime_task),
             }),
         }
+    }
+
+    /// Stops the cluster: the processes of the process runtime get SIGTERM
+    /// and up to `grace` to exit (a data-plane agent restores the rules it
+    /// changed), then SIGKILL; returns once they are gone, with the
+    /// controllers stopped. Without it, dropping the last clone SIGKILLs
+    /// them.
+    pub async fn shutdown(self, grace: Duration) {
+        self.shared.runtime_stop.send_replace(Some(grace));
+        let task = self
+            .shared
+            .runtime_task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+        self.shared.stop.send_replace(true);
     }
 
     pub(crate) fn shared(&self) -> &Shared {

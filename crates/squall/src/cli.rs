@@ -101,11 +101,13 @@ pub struct ServeArgs {
     #[arg(long, value_name = "IMAGE=PATH")]
     pub run_image: Vec<String>,
     /// Play NODE by the network namespace NETNS: the processes of
-    /// `--run-image` pods on NODE run inside it. Repeatable.
+    /// `--run-image` pods on NODE run inside it; such pods on a node without
+    /// one fail without running. Repeatable.
     #[arg(long, value_name = "NODE=NETNS")]
     pub node_netns: Vec<String>,
     /// Where the nodes' hostPath volumes live for `--run-image` pods
-    /// (`DIR/<node>/<path>`) [default: a new directory under the system's
+    /// (`DIR/<node>/<path>`); keep it across restarts, as squall keeps
+    /// state on the nodes [default: squall-sandbox-hosts in the system's
     /// temporary directory].
     #[arg(long, value_name = "DIR")]
     pub host_root: Option<PathBuf>,

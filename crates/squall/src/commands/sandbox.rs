@@ -5,6 +5,7 @@
 use squall_engine::log::Logger;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use squall_sim::runtime::ProcessRuntime;
 use squall_sim::{Scenario, Sim, SimOptions, kubeconfig};
@@ -23,6 +24,9 @@ pub async fn sandbox(cmd: &SandboxCommand, log: &Logger) -> u8 {
 }
 
 type Outcome = Result<u8, (u8, String)>;
+
+/// How long the processes of `--run-image` pods have to exit on shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Binds 127.0.0.1:`port` (0: a free port) and returns the listener and
 /// its address.
@@ -85,8 +89,11 @@ async fn serve(args: &ServeArgs, log: &Logger) -> Outcome {
             _ = term.recv() => {}
         }
     };
-    let served = sim.serve_until(api, stop).await;
+    let served = sim.clone().serve_until(api, stop).await;
     let _ = gateway_stop.send(());
+    // The pods' processes get SIGTERM and time to exit (a data-plane agent
+    // restores the rules it changed) before the sandbox goes.
+    sim.shutdown(SHUTDOWN_GRACE).await;
     served.map_err(|e| (FAILED, format!("the sandbox server failed: {e}")))?;
     log.info("Sandbox stopped");
     Ok(OK)
@@ -118,9 +125,11 @@ fn process_runtime(args: &ServeArgs, log: &Logger) -> Result<Option<ProcessRunti
         let (node, ns) = split_pair(pair, "--node-netns", "NODE=NETNS")?;
         netns.insert(node.to_string(), ns.to_string());
     }
-    let host_root = args.host_root.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("squall-sandbox-{}", std::process::id()))
-    });
+    // Stable across restarts: squall keeps a ledger on the node.
+    let host_root = args
+        .host_root
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("squall-sandbox-hosts"));
     for (image, exe) in &images {
         log.info(&format!(
             "Pods of image {image} run as processes of {} (hostPath volumes under {})",
@@ -132,6 +141,7 @@ fn process_runtime(args: &ServeArgs, log: &Logger) -> Result<Option<ProcessRunti
         images,
         netns,
         host_root,
+        host_nodes: false,
     }))
 }
 

@@ -58,7 +58,20 @@ impl Cluster {
 }
 
 impl Drop for Cluster {
+    /// SIGTERM first, as a user's Ctrl-C would: the sandbox stops the pods
+    /// it runs as processes gracefully (a data-plane agent restores its
+    /// rules); SIGKILL if it has not gone within 15 s.
     fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -304,7 +304,7 @@ rollbacks:
 }
 
 /// Starts `squall run` on the flush experiment and waits until node-1's
-/// rules are gone.
+/// rules are gone and squall has seen the flush done.
 fn run_until_flushed(sb: &Sandbox, node: &Node, pause: u32, ttl: u32) -> std::process::Child {
     let exp = flush_experiment(sb, pause, ttl);
     let child = sb
@@ -315,6 +315,11 @@ fn run_until_flushed(sb: &Sandbox, node: &Node, pause: u32, ttl: u32) -> std::pr
         .spawn()
         .unwrap();
     assert!(wait_until(30, || !node.has_rules()), "not flushed");
+    // The agent saves the rules as flushed just after flushing; squall
+    // reports the flush once that is done.
+    assert!(wait_until(30, || sb
+        .read("squall.log")
+        .contains("rules flushed (")));
     child
 }
 

@@ -481,20 +481,27 @@ impl StoreInner {
     ) {
         self.dirty = true;
         self.writes += 1;
-        let ev = Arc::new(Event {
+        let ev = Event {
             group: group.to_string(),
             resource: plural.to_string(),
             kind,
             object,
-            old,
+            old: None,
             rv,
+        };
+        // The history keeps only what a replay needs of the previous version
+        // (what selectors look at): a full copy of every replaced object
+        // would make the history the biggest thing in memory.
+        let kept = Arc::new(Event {
+            old: old.as_deref().map(|o| Arc::new(selectable(o))),
+            ..ev.clone()
         });
         if self.history.len() >= HISTORY {
             self.history.pop_front();
         }
-        self.history.push_back(ev.clone());
+        self.history.push_back(kept);
         // No receivers is fine: nobody is watching.
-        let _ = self.tx.send(ev);
+        let _ = self.tx.send(Arc::new(Event { old, ..ev }));
     }
 
     /// Stores a new object as is, stamping uid, creationTimestamp, generation and
@@ -629,6 +636,53 @@ pub fn same(a: &Value, b: &Value) -> bool {
     }
 }
 
+/// Field paths the apiserver's field selectors accept (pods, nodes,
+/// events, secrets, every kind's metadata), plus node conditions (whether a
+/// node was Ready): the part of an old object a watch replay consults.
+const SELECTABLE: &[&[&str]] = &[
+    &["spec", "nodeName"],
+    &["spec", "unschedulable"],
+    &["spec", "restartPolicy"],
+    &["spec", "schedulerName"],
+    &["spec", "serviceAccountName"],
+    &["spec", "hostNetwork"],
+    &["status", "phase"],
+    &["status", "podIP"],
+    &["status", "nominatedNodeName"],
+    &["status", "conditions"],
+    &["involvedObject"],
+    &["reason"],
+    &["reportingComponent"],
+    &["source"],
+    &["type"],
+];
+
+/// The metadata (name, namespace, labels, uid) and [`SELECTABLE`] fields of
+/// an object.
+pub fn selectable(obj: &Value) -> Value {
+    let mut out = json!({});
+    let meta = &obj["metadata"];
+    for k in ["name", "namespace", "labels", "uid", "resourceVersion"] {
+        if let Some(v) = meta.get(k) {
+            out["metadata"][k] = v.clone();
+        }
+    }
+    for path in SELECTABLE {
+        let mut cur = obj;
+        let found = path.iter().all(|p| match cur.get(*p) {
+            Some(next) => {
+                cur = next;
+                true
+            }
+            None => false,
+        });
+        if found {
+            set_path(&mut out, path, cur.clone());
+        }
+    }
+    out
+}
+
 /// `metadata` of an object as a mutable map, created if missing.
 pub fn meta_mut(obj: &mut Value) -> &mut serde_json::Map<String, Value> {
     if !obj.is_object() {
@@ -709,6 +763,40 @@ fn child<'a>(v: &'a Value, token: &str) -> Option<&'a Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_history_keeps_only_what_selectors_see_of_an_old_version() {
+        let pod = json!({
+            "metadata": {"name": "p", "namespace": "d", "labels": {"app": "a"}, "uid": "u",
+                         "annotations": {"big": "x"}},
+            "spec": {"nodeName": "node-1", "containers": [{"name": "c", "image": "i"}]},
+            "status": {"phase": "Running", "podIP": "10.0.0.1", "containerStatuses": [{}]}
+        });
+        let kept = selectable(&pod);
+        assert_eq!(
+            kept,
+            json!({
+                "metadata": {"name": "p", "namespace": "d", "labels": {"app": "a"}, "uid": "u"},
+                "spec": {"nodeName": "node-1"},
+                "status": {"phase": "Running", "podIP": "10.0.0.1"}
+            })
+        );
+        let store = store();
+        let mut s = store.lock();
+        let start = s.rv();
+        s.insert("", "pods", pod.clone());
+        let mut next = pod.clone();
+        next["status"]["phase"] = json!("Succeeded");
+        s.replace("", "pods", next);
+        let (_, replay) = s.subscribe_since(start);
+        let replay = replay.expect("within the history");
+        let old = replay
+            .last()
+            .and_then(|e| e.old.clone())
+            .expect("an old version");
+        assert_eq!(old["status"]["phase"], "Running");
+        assert!(old["spec"].get("containers").is_none());
+    }
 
     fn store() -> Store {
         Store::new(Clock::new(1.0), 7, Timing::default())

@@ -5,9 +5,16 @@
 //! are removed when their deadline passes (`min(grace, timing.shutdown)`).
 //! Pods bound to a node that no longer exists are deleted, so controllers
 //! recreate them elsewhere; pods on a NotReady node lose readiness.
+//!
+//! A pass looks only at pods with work: those written since it last looked
+//! at them (read from the store's event history), those on nodes whose
+//! readiness changed, those whose timed transition is due (a queue ordered by
+//! due instant, which also gives the next due instant) and terminating pods
+//! past their deadline. So a pass costs what its pods' work costs, not a scan
+//! of every pod; what a pod needs is still decided from its current state.
 
 use crate::store::Ptr;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,12 +23,12 @@ use serde_json::{Value, json};
 use super::{condition_true, set_condition};
 use crate::error::{ApiError, ApiResult, Subject};
 use crate::runtime::ProcessRuntime;
-use crate::store::{StoreInner, set_path, str_at};
+use crate::store::{EventType, ObjKey, StoreInner, obj_key, set_path, str_at};
 
 /// Nodes by name, shared with the store.
 type Nodes = HashMap<String, Arc<Value>>;
 
-/// Per-pod timing state.
+/// Per-pod timing state, and which pods have work.
 #[derive(Default)]
 pub struct Kubelet {
     /// uid → sim instant at which the pod was first seen bound.
@@ -31,6 +38,138 @@ pub struct Kubelet {
     /// Pods whose containers really run (see [`crate::runtime`]); the model
     /// leaves them alone.
     runtime: Option<Arc<ProcessRuntime>>,
+    queue: Queue,
+}
+
+/// The pods a pass must look at, so that it looks at no others: pods written
+/// since they were last looked at (read from the store's event history),
+/// pods on nodes whose readiness changed, pods whose timed transition is due,
+/// and terminating pods whose deadline has passed. Looking at a pod decides
+/// everything from its current state (level-triggered); the queue only saves
+/// looking at pods with nothing to do.
+#[derive(Default)]
+struct Queue {
+    /// Whether the queue follows the store; if not, the next pass looks at
+    /// every pod (at the start, and when the event history was lost).
+    synced: bool,
+    /// resourceVersion up to which the store's events have been read.
+    seen: u64,
+    /// Pods to look at in the next pass, in (namespace, name) order.
+    dirty: BTreeSet<ObjKey>,
+    /// Nodes whose existence or readiness changed: all their pods are looked at.
+    nodes: BTreeSet<String>,
+    /// Pods waiting for a timed transition, by due instant.
+    timers: BTreeSet<(Duration, ObjKey)>,
+    /// The due instant of each pod in `timers`.
+    due: HashMap<ObjKey, Duration>,
+    /// Terminating pods on Ready nodes. Their deadline is read from the store
+    /// on every pass: a second, shorter deletion moves it without a write.
+    terminating: BTreeSet<ObjKey>,
+}
+
+/// What a pod waits for, as far as the kubelet model is concerned.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// Nothing until it (or its node) is written.
+    Idle,
+    /// Terminating on a Ready node: removed at its deadline.
+    Terminating,
+    /// A transition at this sim instant (in the past = now).
+    At(Duration),
+}
+
+impl Queue {
+    fn forget(&mut self, key: &ObjKey) {
+        if let Some(at) = self.due.remove(key) {
+            self.timers.remove(&(at, key.clone()));
+        }
+        self.terminating.remove(key);
+    }
+
+    /// Files a pod that was just looked at under what it waits for.
+    fn file(&mut self, key: ObjKey, plan: Plan, now: Duration) {
+        match plan {
+            Plan::Idle => {}
+            Plan::Terminating => {
+                self.terminating.insert(key);
+            }
+            Plan::At(at) if at <= now => {
+                self.dirty.insert(key);
+            }
+            Plan::At(at) => {
+                self.due.insert(key.clone(), at);
+                self.timers.insert((at, key));
+            }
+        }
+    }
+
+    /// Reads the store's events since the last look; `false` if they are
+    /// no longer in its history.
+    fn read_events(&mut self, store: &StoreInner, mut gone: impl FnMut(&str)) -> bool {
+        let (_, replay) = store.subscribe_since(self.seen);
+        self.seen = store.rv();
+        let Some(events) = replay else {
+            return false;
+        };
+        for ev in events.iter().filter(|e| e.group.is_empty()) {
+            match ev.resource.as_str() {
+                "pods" => {
+                    self.dirty.insert(obj_key(&ev.object));
+                    if ev.kind == EventType::Deleted {
+                        gone(str_at(&ev.object, "/metadata/uid"));
+                    }
+                }
+                "nodes" => {
+                    let changed = ev.kind != EventType::Modified
+                        || ev.old.as_ref().is_none_or(|old| {
+                            condition_true(old, "Ready") != condition_true(&ev.object, "Ready")
+                        });
+                    if changed {
+                        self.nodes
+                            .insert(str_at(&ev.object, "/metadata/name").to_string());
+                    }
+                }
+                _ => {}
+            }
+        }
+        true
+    }
+
+    /// Moves the pods with work now into `dirty`.
+    fn collect(&mut self, store: &StoreInner, now: Duration) {
+        while let Some((at, key)) = self.timers.first() {
+            if *at > now {
+                break;
+            }
+            self.due.remove(key);
+            if let Some((_, key)) = self.timers.pop_first() {
+                self.dirty.insert(key);
+            }
+        }
+        for key in &self.terminating {
+            if deadline(store, key) <= now {
+                self.dirty.insert(key.clone());
+            }
+        }
+        for node in std::mem::take(&mut self.nodes) {
+            self.dirty.extend(store.index().pods_on(&node).cloned());
+        }
+    }
+
+    /// The sim instant of the next timed transition.
+    fn next_due(&self, store: &StoreInner, now: Duration) -> Option<Duration> {
+        if !self.dirty.is_empty() || !self.nodes.is_empty() {
+            return Some(now);
+        }
+        let timer = self.timers.first().map(|(at, _)| *at);
+        let removal = self.terminating.iter().map(|k| deadline(store, k)).min();
+        timer.into_iter().chain(removal).min()
+    }
+}
+
+/// When a terminating pod is removed (a pod without a deadline: at once).
+fn deadline(store: &StoreInner, key: &ObjKey) -> Duration {
+    store.pod_deadlines.get(key).copied().unwrap_or_default()
 }
 
 impl Kubelet {
@@ -46,8 +185,41 @@ impl Kubelet {
         self.runtime.as_ref().is_some_and(|rt| rt.runs(pod))
     }
 
-    /// One pass over the pods that are not in a settled state. Returns the
-    /// sim instant of the next time-based transition, if any pod waits for one.
+    /// Reads the store's events since the last call, noting which pods to
+    /// look at. The controllers call it before every step, so that the
+    /// store's bounded event history never runs past it; if it does, the
+    /// next pass looks at every pod.
+    pub fn observe(&mut self, store: &StoreInner) {
+        let q = &mut self.queue;
+        if !q.synced || store.rv() == q.seen {
+            return;
+        }
+        let (bound_at, killing) = (&mut self.bound_at, &mut self.killing);
+        let kept = q.read_events(store, |uid| {
+            bound_at.remove(uid);
+            killing.remove(uid);
+        });
+        q.synced = kept;
+    }
+
+    /// Starts over: every pod is looked at in the next pass.
+    fn resync(&mut self, store: &StoreInner) {
+        self.queue = Queue {
+            synced: true,
+            seen: store.rv(),
+            dirty: store
+                .iter("", "pods", None, None)
+                .map(|p| obj_key(p))
+                .collect(),
+            ..Queue::default()
+        };
+        self.bound_at.retain(|uid, _| store.uid_live(uid));
+        self.killing.retain(|uid| store.uid_live(uid));
+    }
+
+    /// One pass over the pods with work: those written since they were last
+    /// looked at and those whose timed transition is due. Returns the sim
+    /// instant of the next time-based transition, if any pod waits for one.
     pub fn sync(&mut self, store: &mut StoreInner) -> Option<Duration> {
         let now = store.clock.now();
         let ts = store.clock.timestamp();
@@ -55,19 +227,10 @@ impl Kubelet {
             .iter("", "nodes", None, None)
             .map(|n| (str_at(n, "/metadata/name").to_string(), n.clone()))
             .collect();
-        // Settled pods, and pods waiting for a transition that is not due yet,
-        // are skipped without a copy; only pods with work are cloned.
-        let work: Vec<Arc<Value>> = store
-            .iter("", "pods", None, None)
-            .filter(|p| {
-                !self.external(p)
-                    && !settled(store, p, &nodes, now)
-                    && !self.waiting(store, p, &nodes, now)
-            })
-            .cloned()
-            .collect();
-        self.bound_at.retain(|uid, _| store.uid_live(uid));
-        self.killing.retain(|uid| store.uid_live(uid));
+        self.observe(store);
+        if !self.queue.synced {
+            self.resync(store);
+        }
         let gone: Vec<String> = store
             .restarts
             .keys()
@@ -77,66 +240,77 @@ impl Kubelet {
         for uid in gone {
             store.restarts.remove(&uid);
         }
-        for pod in work {
+        self.queue.collect(store, now);
+        let mut keys = std::mem::take(&mut self.queue.dirty);
+        while let Some(key) = keys.pop_first() {
             if store.over_budget() {
+                keys.insert(key);
+                self.queue.dirty.extend(keys);
                 return Some(now);
             }
-            self.step(store, Arc::unwrap_or_clone(pod), &nodes, now, &ts);
+            self.look(store, key, &nodes, now, &ts);
         }
-        store
-            .iter("", "pods", None, None)
-            .filter(|p| !self.external(p))
-            .filter_map(|p| self.due(store, p, &nodes, now))
-            .min()
+        self.queue.next_due(store, now)
     }
 
-    /// Whether an unsettled pod has nothing to do before its next transition:
-    /// it is known (bound earlier), not terminating, and the transition is
-    /// still ahead. Its current state was written when it was last stepped.
-    fn waiting(&self, store: &StoreInner, pod: &Value, nodes: &Nodes, now: Duration) -> bool {
-        pod.ptr("/metadata/deletionTimestamp").is_none()
-            && self.bound_at.contains_key(str_at(pod, "/metadata/uid"))
-            && self.due(store, pod, nodes, now).is_some_and(|at| at > now)
-    }
-
-    /// When a pod that is not settled next changes on its own (in the past = now).
-    fn due(
-        &self,
-        store: &StoreInner,
-        pod: &Value,
+    /// Looks at one pod: steps it if it has work now, and files it under
+    /// what it waits for next.
+    fn look(
+        &mut self,
+        store: &mut StoreInner,
+        key: ObjKey,
         nodes: &Nodes,
         now: Duration,
-    ) -> Option<Duration> {
-        if settled(store, pod, nodes, now) {
-            return None;
+        ts: &str,
+    ) {
+        self.queue.forget(&key);
+        let Some(pod) = store.get_arc("", "pods", &key.0, &key.1).cloned() else {
+            return;
+        };
+        let plan = self.plan(store, &pod, nodes, now);
+        let work = match plan {
+            Plan::Idle => false,
+            Plan::Terminating => true,
+            Plan::At(at) => at <= now || !self.bound_at.contains_key(str_at(&pod, "/metadata/uid")),
+        };
+        if !work {
+            self.queue.file(key, plan, now);
+            return;
+        }
+        self.step(store, Arc::unwrap_or_clone(pod), nodes, now, ts);
+        if let Some(pod) = store.get_arc("", "pods", &key.0, &key.1).cloned() {
+            let plan = self.plan(store, &pod, nodes, now);
+            self.queue.file(key, plan, now);
+        }
+    }
+
+    /// What a pod waits for: nothing (settled, or run by the process
+    /// runtime), its removal, or a transition at a sim instant.
+    fn plan(&self, store: &StoreInner, pod: &Value, nodes: &Nodes, now: Duration) -> Plan {
+        if self.external(pod) || settled(store, pod, nodes, now) {
+            return Plan::Idle;
         }
         if !nodes.contains_key(str_at(pod, "/spec/nodeName")) {
-            return Some(now);
+            return Plan::At(now);
         }
         if pod.ptr("/metadata/deletionTimestamp").is_some() {
-            return Some(
-                store
-                    .pod_deadlines
-                    .get(&crate::store::obj_key(pod))
-                    .copied()
-                    .unwrap_or(now),
-            );
+            return Plan::Terminating;
         }
         let uid = str_at(pod, "/metadata/uid");
         let bound = self.bound_at.get(uid).copied().unwrap_or(now);
         let t = store.timing;
         if str_at(pod, "/status/phase") != "Running" {
-            return Some(bound + t.start);
+            return Plan::At(bound + t.start);
         }
         let restart = store
             .restarts
             .get(uid)
             .map_or(Duration::ZERO, |r| *r + t.ready);
-        Some((bound + t.start + t.ready).max(restart))
+        Plan::At((bound + t.start + t.ready).max(restart))
     }
 
     fn step(&mut self, store: &mut StoreInner, pod: Value, nodes: &Nodes, now: Duration, ts: &str) {
-        let key = crate::store::obj_key(&pod);
+        let key = obj_key(&pod);
         let Some(node) = nodes.get(str_at(&pod, "/spec/nodeName")) else {
             // Pod GC: the node is gone, so is the pod (no grace).
             store.remove("", "pods", &key.0, &key.1);
@@ -158,14 +332,14 @@ impl Kubelet {
             {
                 container_events(store, &pod, "Killing", "Stopping container");
             }
-            store.put("", "pods", not_ready(pod, ts, "PodTerminating"));
+            store.put_arc("", "pods", not_ready(pod, ts, "PodTerminating"));
             return;
         }
         let uid = str_at(&pod, "/metadata/uid").to_string();
         let bound = *self.bound_at.entry(uid).or_insert(now);
         let was_running = str_at(&pod, "/status/phase") == "Running";
         let next = advance(store, pod, node, now.saturating_sub(bound), ts);
-        let stored = store.put("", "pods", next);
+        let stored = store.put_arc("", "pods", next);
         if !was_running && str_at(&stored, "/status/phase") == "Running" {
             container_events(store, &stored, "Started", "Started container");
         }
@@ -436,4 +610,101 @@ fn restart_statuses(
         hit.push(cname);
     }
     hit
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{State, pod_ready, reconcile};
+    use super::*;
+    use crate::clock::Clock;
+    use crate::ops::DeleteOpts;
+    use crate::store::{Store, Timing};
+
+    fn cluster(shutdown: Duration) -> Store {
+        let timing = Timing {
+            shutdown,
+            ..Timing::default()
+        };
+        let store = Store::new(Clock::new(1.0), 3, timing);
+        let mut g = store.lock();
+        crate::cluster::bootstrap(&mut g, 2, false);
+        let def = g.resource("apps", "replicasets").cloned().expect("rs");
+        let rs = json!({ "metadata": { "name": "web" }, "spec": { "replicas": 4,
+            "selector": { "matchLabels": { "a": "b" } },
+            "template": { "metadata": { "labels": { "a": "b" } }, "spec": { "containers": [{ "name": "c", "image": "i" }] } } } });
+        g.create(&def, "default", rs, false).expect("create");
+        drop(g);
+        store
+    }
+
+    fn pods(g: &StoreInner) -> Vec<Value> {
+        g.list_owned("", "pods", Some("default"))
+    }
+
+    fn pass(store: &Store, state: &mut State) -> Option<Duration> {
+        reconcile(&mut store.lock(), state)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn settled_pods_leave_the_queue_and_a_lost_history_starts_over() {
+        let store = cluster(Duration::from_secs(1));
+        let mut state = State::default();
+        let due = pass(&store, &mut state).expect("pods wait to start");
+        assert_eq!(pods(&store.lock()).len(), 4);
+        assert_eq!(state.kubelet.queue.timers.len(), 4, "each bound pod waits");
+        tokio::time::advance(due + Duration::from_secs(3)).await;
+        assert_eq!(pass(&store, &mut state), None, "nothing left to wait for");
+        let mut g = store.lock();
+        assert!(pods(&g).iter().all(pod_ready));
+        let q = &state.kubelet.queue;
+        assert!(q.timers.is_empty() && q.dirty.is_empty() && q.terminating.is_empty());
+        // A compaction drops the events the queue follows: every pod is looked
+        // at again, and nothing changes.
+        g.compact();
+        let rv = g.rv();
+        assert_eq!(reconcile(&mut g, &mut state), None);
+        assert_eq!(g.rv(), rv);
+        // A node going NotReady is seen through its event.
+        let mut node = g.get("", "nodes", "", "node-1").cloned().expect("node");
+        node["status"]["conditions"] = json!([{ "type": "Ready", "status": "False" }]);
+        g.replace("", "nodes", node);
+        reconcile(&mut g, &mut state);
+        let on = |g: &StoreInner, ready: bool| {
+            pods(g)
+                .iter()
+                .filter(|p| str_at(p, "/spec/nodeName") == "node-1" && pod_ready(p) == ready)
+                .count()
+        };
+        assert!(on(&g, false) > 0 && on(&g, true) == 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shorter_second_deletion_moves_the_removal_without_a_write() {
+        let store = cluster(Duration::from_secs(60));
+        let mut state = State::default();
+        let due = pass(&store, &mut state).expect("pods wait to start");
+        tokio::time::advance(due + Duration::from_secs(3)).await;
+        pass(&store, &mut state);
+        let name = str_at(&pods(&store.lock())[0], "/metadata/name").to_string();
+        let delete = |grace| {
+            let mut g = store.lock();
+            let def = g.resource("", "pods").cloned().expect("pods");
+            let opts = DeleteOpts {
+                grace: Some(grace),
+                ..DeleteOpts::default()
+            };
+            g.delete(&def, "default", &name, &opts).expect("delete");
+            g.rv()
+        };
+        delete(30);
+        pass(&store, &mut state);
+        let rv = store.lock().rv();
+        assert_eq!(delete(5), rv, "the second deletion writes nothing");
+        pass(&store, &mut state);
+        let present = || store.lock().get("", "pods", "default", &name).is_some();
+        assert!(present(), "terminating");
+        tokio::time::advance(Duration::from_secs(6)).await;
+        pass(&store, &mut state);
+        assert!(!present(), "removed at the earlier deadline");
+    }
 }

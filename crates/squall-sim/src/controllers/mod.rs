@@ -11,7 +11,10 @@
 //! is released (and waiting API requests go first), so the API answers while
 //! 10,000 pods are being created. Controllers are level-triggered (they
 //! compute what to do from the current state, through the store's indexes),
-//! so a step that stops early simply continues in the next pass.
+//! so a step that stops early simply continues in the next pass. The kubelet
+//! model reads the store's events before every step (their history is
+//! bounded), so that its pass looks only at the pods that changed or have a
+//! transition due.
 
 mod apps;
 pub use apps::replace_deleted_pod;
@@ -134,6 +137,7 @@ async fn reconcile_stepwise(store: &Store, state: &mut State) -> Option<Duration
         for step in STEPS {
             let (changed, busy, d) = {
                 let mut guard = store.lock();
+                state.kubelet.observe(&guard);
                 guard.start_step();
                 let d = step(&mut guard, state);
                 (guard.dirty, guard.over_budget(), d)
@@ -160,6 +164,7 @@ pub fn reconcile(store: &mut StoreInner, state: &mut State) -> Option<Duration> 
         let mut dirty = false;
         let mut due: Option<Duration> = None;
         for step in STEPS {
+            state.kubelet.observe(store);
             store.start_step();
             due = due.into_iter().chain(step(store, state)).min();
             dirty |= store.dirty;

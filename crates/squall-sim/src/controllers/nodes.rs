@@ -31,14 +31,18 @@ impl NodeLifecycle {
     pub fn sync(&mut self, store: &mut StoreInner) -> Option<Duration> {
         let now = store.clock.now();
         let ts = store.clock.timestamp();
-        let nodes = store.list_owned("", "nodes", None);
+        let nodes = store.list_arcs("", "nodes", None);
         self.tainted_since
             .retain(|n, _| nodes.iter().any(|x| str_at(x, "/metadata/name") == n));
         let mut next: Option<Duration> = None;
         for node in nodes {
             let name = str_at(&node, "/metadata/name").to_string();
             let ready = condition_true(&node, "Ready");
-            let node = taint(store, node, !ready, &ts);
+            let node = if ready && untainted(&node) {
+                node
+            } else {
+                taint(store, Arc::unwrap_or_clone(node), !ready, &ts)
+            };
             let no_execute = node
                 .ptr("/spec/taints")
                 .and_then(Value::as_array)
@@ -55,8 +59,16 @@ impl NodeLifecycle {
     }
 }
 
+/// Whether a node has no taints at all (nothing to remove; the usual case,
+/// checked without copying the node).
+fn untainted(node: &Value) -> bool {
+    node.get("spec")
+        .and_then(Value::as_object)
+        .is_some_and(|spec| !spec.contains_key("taints"))
+}
+
 /// Adds or removes the not-ready taints; returns the node as stored.
-fn taint(store: &mut StoreInner, mut node: Value, not_ready: bool, ts: &str) -> Value {
+fn taint(store: &mut StoreInner, mut node: Value, not_ready: bool, ts: &str) -> Arc<Value> {
     let existing: Vec<Value> = node
         .ptr("/spec/taints")
         .and_then(Value::as_array)
@@ -86,7 +98,7 @@ fn taint(store: &mut StoreInner, mut node: Value, not_ready: bool, ts: &str) -> 
     } else {
         node["spec"]["taints"] = json!(taints);
     }
-    store.put("", "nodes", node)
+    store.put_arc("", "nodes", node)
 }
 
 /// Evicts the node's pods whose toleration of NoExecute taints has run out.

@@ -132,7 +132,7 @@ fn measured_outage_is_the_time_to_the_next_resync() {
         .has("Probe: nodeport-availability [in background]");
     let j = sb.journal();
     let monitor = &j["run"][0]["output"];
-    let flushed_at = parse_time(j["run"][1]["end"].as_str().unwrap());
+    let flushed_at = parse_time(j["run"][1]["output"]["flushed_at"].as_str().unwrap());
     let resynced_at = *syncs
         .lock()
         .unwrap()

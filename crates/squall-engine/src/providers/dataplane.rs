@@ -326,13 +326,27 @@ fn flush_rules(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<Act
         let report = apply_flush(runner.as_ref(), &prepared).await.map_err(|e| {
             ActivityError::failed(format!("flush failed part-way (the undo is recorded): {e}"))
         })?;
+        // When the rules went: the start of the outage this fault causes
+        // (saving the rules as flushed, below, takes a moment more).
+        let flushed_at = squall_core::journal::timestamp(unix_micros_now());
         if let Err(e) = save_after(runner.as_ref(), &cfg, &prepared).await {
             ctx.log.warning(&format!(
                 "cannot save the rules as flushed ({e}); a restore will put every table back"
             ));
         }
-        Ok(json!({"mode": report.mode, "commands": report.commands, "snapshot": path}))
+        Ok(json!({
+            "mode": report.mode,
+            "commands": report.commands,
+            "snapshot": path,
+            "flushed_at": flushed_at
+        }))
     })
+}
+
+fn unix_micros_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
 /// `--dry`: read the live rules and say which commands the flush would

@@ -10,8 +10,8 @@
 
 mod common;
 
-use common::cluster::{Cluster, example};
-use common::{Run, Sandbox, start_sandbox, wait_until};
+use common::cluster::{Cluster, example, ingress_host};
+use common::{Run, Sandbox, wait_until};
 use serde_json::Value;
 
 /// `squall sandbox serve`'s default seed.
@@ -26,25 +26,9 @@ fn istio_cluster(sb: &Sandbox) -> (Cluster, String) {
 
 /// [`istio_cluster`] with the sandbox's `--seed`.
 fn istio_cluster_seeded(sb: &Sandbox, seed: &str) -> (Cluster, String) {
-    let args = [
-        "--log-file",
-        "sandbox.log",
-        "sandbox",
-        "serve",
-        "--kubeconfig",
-        "kube.yaml",
-        "--scenario",
-        "go-demo-8-istio",
-        "--seed",
-        seed,
-    ];
-    let (child, server) = start_sandbox(sb, &args);
-    let cluster = Cluster { child, server };
-    let marker = "Demo application gateway on http://";
-    assert!(wait_until(30, || sb.read("sandbox.log").contains(marker)));
-    let log = sb.read("sandbox.log");
-    let ingress = log.split(marker).nth(1).unwrap();
-    let ingress = ingress.split_whitespace().next().unwrap().to_owned();
+    let args = ["--scenario", "go-demo-8-istio", "--seed", seed];
+    let cluster = Cluster::start_with(sb, &args);
+    let ingress = ingress_host(sb);
     assert!(
         wait_until(60, || all_pods_ready(&cluster)),
         "the scenario's pods never became ready"

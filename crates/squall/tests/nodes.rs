@@ -9,40 +9,14 @@ mod common;
 
 use serde_json::{Value, json};
 
-use common::cluster::{Cluster, example, unschedulable};
-use common::{Run, Sandbox, http_with_host, start_sandbox, wait_until};
+use common::cluster::{Cluster, example, serving_demo, unschedulable};
+use common::{Run, Sandbox, wait_until};
 
 /// `sandbox serve --nodes N --scenario go-demo-8-istio`, waiting until the
 /// application answers through the Istio gateway; returns INGRESS_HOST.
 fn istio_cluster(sb: &Sandbox, nodes: u16) -> (Cluster, String) {
     let n = nodes.to_string();
-    let (child, server) = start_sandbox(
-        sb,
-        &[
-            "--log-file",
-            "sandbox.log",
-            "sandbox",
-            "serve",
-            "--kubeconfig",
-            "kube.yaml",
-            "--nodes",
-            &n,
-            "--scenario",
-            "go-demo-8-istio",
-        ],
-    );
-    let cluster = Cluster { child, server };
-    let marker = "Demo application gateway on http://";
-    assert!(wait_until(30, || sb.read("sandbox.log").contains(marker)));
-    let log = sb.read("sandbox.log");
-    let tail = log.split(marker).nth(1).unwrap();
-    let ingress = tail.split_whitespace().next().unwrap().to_owned();
-    let ready = wait_until(60, || {
-        let url = format!("http://{ingress}");
-        http_with_host(&url, "/demo/person", "go-demo-8.acme.com").starts_with("HTTP/1.1 200")
-    });
-    assert!(ready, "the demo application never became ready");
-    (cluster, ingress)
+    serving_demo(sb, &["--nodes", &n, "--scenario", "go-demo-8-istio"])
 }
 
 /// The JSON body of a GET on the sandbox's API.

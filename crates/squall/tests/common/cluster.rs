@@ -85,25 +85,29 @@ pub fn example(name: &str) -> String {
 /// application answers through the gateway; returns the cluster and
 /// `INGRESS_HOST`.
 pub fn demo_cluster(sb: &Sandbox) -> (Cluster, String) {
-    let cluster = Cluster::start_with(sb, &["--scenario", "go-demo-8"]);
-    assert!(wait_until(30, || sb
-        .read("sandbox.log")
-        .contains("Demo application gateway on http://")));
-    let log = sb.read("sandbox.log");
-    let ingress = log
-        .split("Demo application gateway on http://")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned();
+    serving_demo(sb, &["--scenario", "go-demo-8"])
+}
+
+/// `squall sandbox serve EXTRA…` with a demo scenario, waiting until
+/// `/demo/person` answers through the gateway; returns `INGRESS_HOST`.
+pub fn serving_demo(sb: &Sandbox, extra: &[&str]) -> (Cluster, String) {
+    let cluster = Cluster::start_with(sb, extra);
+    let ingress = ingress_host(sb);
     let ready = wait_until(60, || {
         let addr = format!("http://{ingress}");
         http_with_host(&addr, "/demo/person", "go-demo-8.acme.com").starts_with("HTTP/1.1 200")
     });
     assert!(ready, "the demo application never became ready");
     (cluster, ingress)
+}
+
+/// The gateway address the sandbox announced in its log (`INGRESS_HOST`).
+pub fn ingress_host(sb: &Sandbox) -> String {
+    let marker = "Demo application gateway on http://";
+    assert!(wait_until(30, || sb.read("sandbox.log").contains(marker)));
+    let log = sb.read("sandbox.log");
+    let tail = log.split(marker).nth(1).unwrap();
+    tail.split_whitespace().next().unwrap().to_owned()
 }
 
 pub fn unschedulable(cluster: &Cluster, node: &str) -> bool {

@@ -98,10 +98,10 @@ async fn a_pod_runs_to_completion_with_its_exit_code_log_and_host_path() {
     assert!(api.get_opt("job").await.unwrap().is_none());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_graceful_delete_sends_sigterm_and_the_pod_goes_when_the_process_does() {
-    let root = tempfile::tempdir().unwrap();
-    let sim = sim(root.path());
+/// A simulator running pod `agent`: a process that writes "got TERM" to
+/// its hostPath file when it gets SIGTERM, once it has started.
+async fn running_agent(root: &std::path::Path) -> (Sim, Api<Pod>) {
+    let sim = sim(root);
     let api: Api<Pod> = Api::default_namespaced(kube::Client::new(sim.clone(), "default"));
     let script = "trap 'echo got TERM > \"$1\"; exit 0' TERM; echo up; while :; do sleep 0.1; done";
     api.create(&PostParams::default(), &pod("agent", script, true))
@@ -117,6 +117,13 @@ async fn a_graceful_delete_sends_sigterm_and_the_pod_goes_when_the_process_does(
         },
     )
     .await;
+    (sim, api)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_delete_sends_sigterm_and_the_pod_goes_when_the_process_does() {
+    let root = tempfile::tempdir().unwrap();
+    let (_sim, api) = running_agent(root.path()).await;
     assert_eq!(phase(&api, "agent").await.as_deref(), Some("Running"));
     api.delete("agent", &DeleteParams::default()).await.unwrap();
     // Terminating while the process handles SIGTERM, then gone.
@@ -197,22 +204,7 @@ async fn a_pod_on_a_node_without_a_network_namespace_fails_without_running() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_gives_running_processes_sigterm() {
     let root = tempfile::tempdir().unwrap();
-    let sim = sim(root.path());
-    let api: Api<Pod> = Api::default_namespaced(kube::Client::new(sim.clone(), "default"));
-    let script = "trap 'echo got TERM > \"$1\"; exit 0' TERM; echo up; while :; do sleep 0.1; done";
-    api.create(&PostParams::default(), &pod("agent", script, true))
-        .await
-        .unwrap();
-    poll(
-        "the process to start",
-        250,
-        Duration::from_millis(20),
-        || async {
-            let log = api.logs("agent", &LogParams::default()).await.ok()?;
-            log.contains("up").then_some(())
-        },
-    )
-    .await;
+    let (sim, _api) = running_agent(root.path()).await;
     sim.shutdown(Duration::from_secs(10)).await;
     let said = std::fs::read_to_string(root.path().join("node-1/var/lib/x/file")).unwrap();
     assert_eq!(said, "got TERM\n", "the process was not asked politely");

@@ -45,13 +45,16 @@ pub const UNDO_RESTORE_ON_NODE: UndoSpec = UndoSpec {
 };
 
 /// Whether an activity's arguments ask for cluster nodes rather than the
-/// local node: a node name, a node label selector, a random count, or
-/// every node.
+/// local node: a node name, a node label selector, a random count, every
+/// node, or (stale_rules) a Service to check on every node.
 pub fn on_cluster_nodes(args: &Map<String, Value>) -> bool {
-    ["node", "label_selector", "count"].iter().any(|k| {
-        args.get(*k)
-            .is_some_and(|v| !v.is_null() && *v != json!(""))
-    }) || args.get("all_nodes") == Some(&json!(true))
+    ["node", "label_selector", "count", "service"]
+        .iter()
+        .any(|k| {
+            args.get(*k)
+                .is_some_and(|v| !v.is_null() && *v != json!(""))
+        })
+        || args.get("all_nodes") == Some(&json!(true))
 }
 
 /// The helper-pod settings shared by the cluster activities.
@@ -584,6 +587,7 @@ mod tests {
         assert!(on_cluster_nodes(&a(json!({"label_selector": "pool=a"}))));
         assert!(on_cluster_nodes(&a(json!({"count": 1}))));
         assert!(on_cluster_nodes(&a(json!({"all_nodes": true}))));
+        assert!(on_cluster_nodes(&a(json!({"service": "web"}))));
         assert!(!on_cluster_nodes(&a(
             json!({"all_nodes": false, "label_selector": ""})
         )));

@@ -21,8 +21,6 @@ use crate::api_error;
 pub const STATE_DIR: &str = "/var/lib/squall/dataplane";
 /// The lock `iptables -w` and kube-proxy take.
 pub const XTABLES_LOCK: &str = "/run/xtables.lock";
-/// Labels every helper pod carries, so they can be found and cleaned up.
-pub const LABEL: &str = "app.kubernetes.io/managed-by=squall";
 
 /// One helper pod to run.
 #[derive(Clone, Debug, PartialEq)]

@@ -634,15 +634,12 @@ fn append(logs: &Logs, uid: &str, text: &str) {
         .push_str(text);
 }
 
-/// The pod once its process runs: Running, on its node's address, not Ready
-/// (helper pods have no readiness probe; Ready follows the container).
+/// The pod once its process runs: Running and Ready (helper pods have no
+/// readiness probe, so Ready follows the container), on its node's address.
 fn running(mut pod: Value, store: &StoreInner, ts: &str) -> Value {
     let host = store
         .get("", "nodes", "", str_at(&pod, "/spec/nodeName"))
-        .and_then(|n| n.ptr("/status/addresses"))
-        .and_then(Value::as_array)
-        .and_then(|a| a.iter().find(|x| x["type"] == "InternalIP"))
-        .map_or(json!(""), |a| a["address"].clone());
+        .map_or(json!(""), crate::controllers::kubelet::internal_ip);
     let name = pod["spec"]["containers"][0]["name"].clone();
     let image = pod["spec"]["containers"][0]["image"].clone();
     pod["status"] = json!({

@@ -402,7 +402,7 @@ fn apply_restore(data: Value) -> BoxFuture<Result<(), String>> {
 
 fn stale_rules(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<ActivityResult> {
     Box::pin(async move {
-        if dataplane::on_cluster_nodes(&args) || args.get("service").is_some_and(|s| !s.is_null()) {
+        if dataplane::on_cluster_nodes(&args) {
             return dataplane::stale_on_nodes(ctx, args).await;
         }
         let read = |key: &str| -> Result<Option<String>, ActivityError> {

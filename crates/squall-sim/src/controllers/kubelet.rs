@@ -401,11 +401,7 @@ fn advance(store: &mut StoreInner, mut pod: Value, node: &Value, age: Duration, 
         return pod;
     }
     if str_at(&pod, "/status/phase") != "Running" {
-        let host = node
-            .ptr("/status/addresses")
-            .and_then(Value::as_array)
-            .and_then(|a| a.iter().find(|x| x["type"] == "InternalIP"))
-            .map_or(json!(""), |a| a["address"].clone());
+        let host = internal_ip(node);
         // Host-network pods (kube-proxy) share the node's address.
         let ip = if pod.ptr("/spec/hostNetwork") == Some(&json!(true)) {
             host.as_str().unwrap_or_default().to_string()
@@ -610,6 +606,15 @@ fn restart_statuses(
         hit.push(cname);
     }
     hit
+}
+
+/// A node's `InternalIP` address (`""` when it has none): the address of
+/// its host-network pods.
+pub fn internal_ip(node: &Value) -> Value {
+    node.ptr("/status/addresses")
+        .and_then(Value::as_array)
+        .and_then(|a| a.iter().find(|x| x["type"] == "InternalIP"))
+        .map_or(json!(""), |a| a["address"].clone())
 }
 
 #[cfg(test)]

@@ -151,8 +151,6 @@ fn uses_kubernetes(v: &Validated) -> bool {
                 KUBERNETES_MODULES.iter().any(|m| module.starts_with(m))
                     || (module.starts_with("squall.dataplane.")
                         && squall_kube::dataplane::on_cluster_nodes(arguments))
-                    || (module == "squall.dataplane.probes"
-                        && arguments.get("service").is_some_and(|s| !s.is_null()))
             }
             _ => false,
         })

@@ -46,3 +46,23 @@ fn serves_the_api_with_a_kubeconfig_until_sigint() {
     assert!(run.stdout.contains("export KUBECONFIG=kube.yaml"));
     assert!(run.stdout.contains("export INGRESS_HOST=127.0.0.1:"));
 }
+
+#[test]
+fn process_runtime_flags_are_checked_before_anything_starts() {
+    let sb = Sandbox::new();
+    let serve = |extra: &[&str]| -> Run {
+        let mut args = vec!["sandbox", "serve", "--kubeconfig", "kube.yaml"];
+        args.extend_from_slice(extra);
+        sb.run(&args)
+    };
+    serve(&["--node-netns", "node-1=lab"])
+        .code(2)
+        .has("--node-netns needs --run-image");
+    serve(&["--run-image", "squall:dev=/nonexistent/squall"])
+        .code(2)
+        .has("/nonexistent/squall is not a file");
+    serve(&["--run-image", "squall:dev"])
+        .code(2)
+        .has("expected IMAGE=PATH");
+    assert!(!sb.path("kube.yaml").exists(), "a kubeconfig was written");
+}

@@ -1,12 +1,19 @@
 //! The contract between squall's engine and its providers. A provider crate
 //! (Kubernetes, Istio, the node data plane) depends on this crate only:
 //! it describes its functions as [`Registered`] entries and its undo
-//! functions as [`UndoSpec`]s, and it reaches the run through
-//! [`ActivityCtx`]. The engine lists every entry in its one registry and
-//! supplies the ledger and the log behind the traits here.
+//! functions as [`UndoSpec`]s, each with the Kubernetes API [`Permission`]s
+//! it needs, and exports them once as a [`Provider`]. The binary composes
+//! the providers into the engine's registry and supplies the ledger and the
+//! log behind the traits here; [`describe`] holds the descriptor builders
+//! every provider shares.
 //!
-//! This keeps the dependency direction of the design: engine → providers →
-//! (kube, OS), with no provider depending on the engine.
+//! This keeps the dependency direction of the design: cli → engine and
+//! providers → this contract → core, with no provider depending on the
+//! engine and the engine depending on no provider.
+
+pub mod describe;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
@@ -51,6 +58,10 @@ pub type UndoFn = fn(Value) -> BoxFuture<Result<(), String>>;
 pub struct Registered {
     pub spec: ActivitySpec,
     pub run: RunFn,
+    /// Every Kubernetes API permission the activity may use, including
+    /// those of its dry run (`--dry`) and of the undo it records; empty for
+    /// activities that never call the API. RBAC is derived from these.
+    pub permissions: &'static [Permission],
 }
 
 /// An undo function, found by `kind` when rolling back or recovering.
@@ -58,6 +69,42 @@ pub struct UndoSpec {
     pub kind: &'static str,
     pub doc: &'static str,
     pub apply: UndoFn,
+    /// The API permissions applying this undo needs (see [`Registered`]).
+    pub permissions: &'static [Permission],
+}
+
+/// One provider family: everything one crate (or module) adds to squall,
+/// declared once. The binary's registry is the composition of these.
+pub struct Provider {
+    /// A short name for messages and docs, e.g. `kubernetes`.
+    pub name: &'static str,
+    pub activities: &'static [Registered],
+    pub undos: &'static [UndoSpec],
+}
+
+/// A Kubernetes API permission, as an RBAC `PolicyRule` names it: the API
+/// group (`""` for the core group), the resource (with a subresource after
+/// a slash, e.g. `pods/eviction`) and the verbs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Permission {
+    pub group: &'static str,
+    pub resource: &'static str,
+    pub verbs: &'static [&'static str],
+}
+
+impl Permission {
+    /// Whether the resource is cluster-scoped (so a ClusterRole must grant
+    /// it).
+    pub fn cluster_scoped(&self) -> bool {
+        const CLUSTER: &[&str] = &[
+            "nodes",
+            "namespaces",
+            "persistentvolumes",
+            "customresourcedefinitions",
+        ];
+        let base = self.resource.split('/').next().unwrap_or_default();
+        CLUSTER.contains(&base)
+    }
 }
 
 /// How to undo one change: the registered undo function and its data.

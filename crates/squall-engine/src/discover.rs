@@ -5,13 +5,13 @@
 use serde_json::{Map, Value, json};
 use squall_core::catalog::ActivitySpec;
 
-use crate::registry::ACTIVITIES;
+use crate::registry::Registry;
 
 /// The top-level package names activities live under (`chaosk8s`,
 /// `squall`, …).
-pub fn packages() -> Vec<&'static str> {
-    let mut names: Vec<&str> = ACTIVITIES
-        .iter()
+pub fn packages(registry: &Registry) -> Vec<&'static str> {
+    let mut names: Vec<&str> = registry
+        .activities()
         .map(|r| r.spec.module.split('.').next().unwrap_or(r.spec.module))
         .collect();
     names.sort_unstable();
@@ -22,8 +22,11 @@ pub fn packages() -> Vec<&'static str> {
 /// Activities under the given packages (all when `packages` is empty),
 /// sorted by module then function as upstream sorts them. Unknown package
 /// names are returned as the error.
-pub fn select(packages: &[String]) -> Result<Vec<&'static ActivitySpec>, Vec<String>> {
-    let known = self::packages();
+pub fn select(
+    registry: &Registry,
+    packages: &[String],
+) -> Result<Vec<&'static ActivitySpec>, Vec<String>> {
+    let known = self::packages(registry);
     let unknown: Vec<String> = packages
         .iter()
         .filter(|p| {
@@ -36,8 +39,8 @@ pub fn select(packages: &[String]) -> Result<Vec<&'static ActivitySpec>, Vec<Str
     if !unknown.is_empty() {
         return Err(unknown);
     }
-    let mut specs: Vec<&ActivitySpec> = ACTIVITIES
-        .iter()
+    let mut specs: Vec<&'static ActivitySpec> = registry
+        .activities()
         .map(|r| &r.spec)
         .filter(|s| {
             packages.is_empty()
@@ -103,10 +106,11 @@ fn activity(s: &ActivitySpec) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::for_tests;
 
     #[test]
     fn upstream_layout() {
-        let specs = select(&["squall.testing".into()]).unwrap();
+        let specs = select(for_tests(), &["squall.testing".into()]).unwrap();
         let doc = document(&specs, "id", "date", "squall");
         let first = &doc["activities"][0];
         assert_eq!(first["mod"], "squall.testing.actions");
@@ -130,7 +134,10 @@ mod tests {
 
     #[test]
     fn unknown_packages_are_named() {
-        assert_eq!(select(&["chaosnope".into()]).unwrap_err(), ["chaosnope"]);
-        assert!(!select(&[]).unwrap().is_empty());
+        assert_eq!(
+            select(for_tests(), &["chaosnope".into()]).unwrap_err(),
+            ["chaosnope"]
+        );
+        assert!(!select(for_tests(), &[]).unwrap().is_empty());
     }
 }

@@ -1,9 +1,9 @@
 //! Providers: how activities reach the world. `process` and `http` are the
-//! Chaos Toolkit provider types; the native modules (`squall.testing`, and
-//! later Kubernetes, Istio and the data plane) are registry entries.
+//! Chaos Toolkit provider types, built into the engine; native modules are
+//! registry entries, and the engine's only own one is `squall.testing`
+//! ([`testing::PROVIDER`]). Kubernetes, Istio and the data plane live in
+//! their own crates.
 
-pub mod availability;
-pub mod dataplane;
 pub mod http;
 pub mod process;
 pub mod testing;

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::ledger::Ledger;
 use crate::log::Logger;
-use crate::registry::undo_fn;
+use crate::registry::Registry;
 
 /// What a recovery did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -18,7 +18,7 @@ pub struct Report {
 }
 
 /// Applies the pending undos of the ledger at `path`.
-pub async fn recover(path: &Path, log: &Logger) -> std::io::Result<Report> {
+pub async fn recover(path: &Path, registry: &Registry, log: &Logger) -> std::io::Result<Report> {
     let ledger = Ledger::open_existing(path)?;
     let pending = ledger.pending()?;
     let mut report = Report::default();
@@ -36,7 +36,7 @@ pub async fn recover(path: &Path, log: &Logger) -> std::io::Result<Report> {
     ));
     for entry in pending.iter().rev() {
         let what = entry.undo.description.clone();
-        let Some(spec) = undo_fn(&entry.undo.kind) else {
+        let Some(spec) = registry.undo_fn(&entry.undo.kind) else {
             let why = format!(
                 "unknown undo kind `{}` (written by a newer squall?)",
                 entry.undo.kind
@@ -64,6 +64,7 @@ pub async fn recover(path: &Path, log: &Logger) -> std::io::Result<Report> {
 mod tests {
     use super::*;
     use crate::ledger::Undo;
+    use crate::registry::for_tests;
     use serde_json::json;
 
     #[tokio::test]
@@ -94,11 +95,11 @@ mod tests {
             .unwrap();
         drop(ledger);
         let log = Logger::capture();
-        let report = recover(&ledger_path, &log).await.unwrap();
+        let report = recover(&ledger_path, for_tests(), &log).await.unwrap();
         assert_eq!(report.applied, ["restore to v1", "restore to v0"]);
         assert_eq!(report.failed.len(), 1);
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "v0");
-        let again = recover(&ledger_path, &log).await.unwrap();
+        let again = recover(&ledger_path, for_tests(), &log).await.unwrap();
         assert!(again.applied.is_empty());
         assert_eq!(again.failed.len(), 1, "the unknown undo stays pending");
         assert_eq!(

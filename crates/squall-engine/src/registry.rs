@@ -1,104 +1,97 @@
-//! The activity registry: the one static list of native activities (their
-//! descriptions and async functions) and of undo functions.
+//! The activity registry: the composition of the providers' lists of
+//! native activities (their descriptions and async functions) and of undo
+//! functions.
 //!
-//! `discover`, argument validation and the reference docs are all generated
-//! from this list, so a function cannot exist without being documented and
-//! checked. Later providers (Kubernetes, Istio, data plane) add their
-//! entries here.
+//! Each provider family exports one [`Provider`]; the binary composes them
+//! (`squall/src/providers.rs`), so the engine depends on the provider
+//! contract only. `discover`, argument validation and the reference docs
+//! are all generated from the registry, so a function cannot exist without
+//! being documented and checked.
 
 use serde_json::{Map, Value};
 use squall_core::catalog::{ActivitySpec, Catalog};
 
-use crate::providers::{availability, dataplane, testing};
-use squall_kube::{node, pod};
-
 pub use squall_activity::{
-    ActivityError, ActivityResult, BoxFuture, Registered, RunFn, UndoFn, UndoSpec,
+    ActivityError, ActivityResult, BoxFuture, Provider, Registered, RunFn, UndoFn, UndoSpec,
 };
 
-/// Every native activity squall has.
-pub static ACTIVITIES: &[Registered] = &[
-    testing::WRITE_FILE,
-    testing::RESTORE_FILE,
-    dataplane::FLUSH_RULES,
-    dataplane::RESTORE_RULES,
-    dataplane::STALE_RULES,
-    availability::AVAILABILITY,
-    pod::COUNT_PODS,
-    pod::PODS_IN_PHASE,
-    pod::PODS_NOT_IN_PHASE,
-    pod::PODS_IN_CONDITIONS,
-    pod::TERMINATE_PODS,
-    node::CORDON_NODE,
-    node::UNCORDON_NODE,
-    node::DRAIN_NODES,
-    node::DELETE_NODES,
-    squall_kube::istio::ADD_ABORT_FAULT,
-    squall_kube::istio::ADD_DELAY_FAULT,
-    squall_kube::istio::REMOVE_ABORT_FAULT,
-    squall_kube::istio::REMOVE_DELAY_FAULT,
-    squall_kube::istio::ADD_ABORT_FAULT_RANDOM,
-    squall_kube::istio::ADD_DELAY_FAULT_RANDOM,
-    squall_kube::istio::RESTORE_VIRTUAL_SERVICES,
-    squall_kube::pod::READ_POD_LOGS,
-    squall_kube::pod::ALL_PODS_HEALTHY,
-    squall_kube::pod::POD_IS_NOT_AVAILABLE,
-    squall_kube::pod::COUNT_MIN_PODS,
-    squall_kube::deployment::SCALE_DEPLOYMENT,
-    squall_kube::deployment::DELETE_DEPLOYMENT,
-    squall_kube::deployment::ROLLOUT_DEPLOYMENT,
-    squall_kube::deployment::DEPLOYMENT_AVAILABLE_AND_HEALTHY,
-    squall_kube::deployment::DEPLOYMENT_PARTIALLY_AVAILABLE,
-    squall_kube::deployment::DEPLOYMENT_FULLY_AVAILABLE,
-    squall_kube::deployment::DEPLOYMENT_NOT_FULLY_AVAILABLE,
-    squall_kube::statefulset::SCALE_STATEFULSET,
-    squall_kube::statefulset::REMOVE_STATEFULSET,
-    squall_kube::statefulset::STATEFULSET_FULLY_AVAILABLE,
-    squall_kube::statefulset::STATEFULSET_NOT_FULLY_AVAILABLE,
-    squall_kube::service::SERVICE_IS_INITIALIZED,
-    squall_kube::service::DELETE_SERVICE,
-    squall_kube::probes::ALL_MICROSERVICES_HEALTHY,
-    squall_kube::probes::MICROSERVICE_AVAILABLE_AND_HEALTHY,
-    squall_kube::probes::MICROSERVICE_IS_NOT_AVAILABLE,
-    squall_kube::probes::SERVICE_ENDPOINT_IS_INITIALIZED,
-    squall_kube::probes::DEPLOYMENT_IS_FULLY_AVAILABLE,
-    squall_kube::probes::DEPLOYMENT_IS_NOT_FULLY_AVAILABLE,
-    squall_kube::probes::READ_MICROSERVICES_LOGS,
-    squall_kube::probes::KILL_MICROSERVICE,
-    squall_kube::probes::SCALE_MICROSERVICE,
-    squall_kube::probes::REMOVE_SERVICE_ENDPOINT,
-];
+/// Every native activity and undo function of the providers it was built
+/// from, in their order.
+pub struct Registry {
+    activities: Vec<&'static Registered>,
+    undos: Vec<&'static UndoSpec>,
+}
 
-/// Every undo function squall has.
-pub static UNDOS: &[UndoSpec] = &[
-    testing::UNDO_RESTORE_FILE,
-    dataplane::UNDO_RESTORE_RULES,
-    node::UNDO_UNCORDON,
-    squall_kube::istio::UNDO_RESTORE,
-    squall_kube::deployment::UNDO_SCALE_DEPLOYMENT,
-    squall_kube::statefulset::UNDO_SCALE_STATEFULSET,
-    squall_kube::dataplane::UNDO_RESTORE_ON_NODE,
-];
+/// A registry that cannot be built: two providers claim one name.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Duplicates(pub Vec<String>);
 
-/// The registry as a [`Catalog`] for validation and discovery.
-pub struct Registry;
+impl Registry {
+    /// The composition of `providers`; a `module.func` or undo kind
+    /// registered twice is an error naming each duplicate.
+    pub fn new(providers: &[&'static Provider]) -> Result<Self, Duplicates> {
+        let activities: Vec<&'static Registered> =
+            providers.iter().flat_map(|p| p.activities.iter()).collect();
+        let undos: Vec<&'static UndoSpec> = providers.iter().flat_map(|p| p.undos.iter()).collect();
+        let mut names: Vec<String> = activities.iter().map(|r| r.spec.qualified()).collect();
+        names.extend(undos.iter().map(|u| format!("undo {}", u.kind)));
+        names.sort();
+        let mut dups: Vec<String> = names
+            .windows(2)
+            .filter(|w| w[0] == w[1])
+            .map(|w| w[0].clone())
+            .collect();
+        dups.dedup();
+        if dups.is_empty() {
+            Ok(Self { activities, undos })
+        } else {
+            Err(Duplicates(dups))
+        }
+    }
 
-impl Catalog for Registry {
-    fn specs(&self) -> Vec<&ActivitySpec> {
-        ACTIVITIES.iter().map(|r| &r.spec).collect()
+    /// A registry that lives as long as the program, as the runner's
+    /// background tasks need.
+    pub fn leak(providers: &[&'static Provider]) -> Result<&'static Self, Duplicates> {
+        Self::new(providers).map(|r| &*Box::leak(Box::new(r)))
+    }
+
+    /// Every activity, in provider order.
+    pub fn activities(&self) -> impl Iterator<Item = &'static Registered> + '_ {
+        self.activities.iter().copied()
+    }
+
+    /// Every undo function, in provider order.
+    pub fn undos(&self) -> impl Iterator<Item = &'static UndoSpec> + '_ {
+        self.undos.iter().copied()
+    }
+
+    /// The implementation of `module.func`.
+    pub fn find(&self, module: &str, func: &str) -> Option<&'static Registered> {
+        self.activities()
+            .find(|r| r.spec.module == module && r.spec.func == func)
+    }
+
+    /// The undo function of a ledger record.
+    pub fn undo_fn(&self, kind: &str) -> Option<&'static UndoSpec> {
+        self.undos().find(|u| u.kind == kind)
     }
 }
 
-/// The implementation of `module.func`.
-pub fn find(module: &str, func: &str) -> Option<&'static Registered> {
-    ACTIVITIES
-        .iter()
-        .find(|r| r.spec.module == module && r.spec.func == func)
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Registry({} activities, {} undos)",
+            self.activities.len(),
+            self.undos.len()
+        )
+    }
 }
 
-/// The undo function of a ledger record.
-pub fn undo_fn(kind: &str) -> Option<&'static UndoSpec> {
-    UNDOS.iter().find(|u| u.kind == kind)
+impl Catalog for Registry {
+    fn specs(&self) -> Vec<&ActivitySpec> {
+        self.activities.iter().map(|r| &r.spec).collect()
+    }
 }
 
 /// Fills in defaults for arguments the experiment left out.
@@ -111,51 +104,52 @@ pub fn with_defaults(spec: &ActivitySpec, mut args: Map<String, Value>) -> Map<S
     args
 }
 
+/// The registry of the engine's own native module (`squall.testing`), for
+/// the engine's tests.
+#[cfg(test)]
+pub(crate) fn for_tests() -> &'static Registry {
+    static REG: std::sync::LazyLock<Registry> = std::sync::LazyLock::new(|| {
+        Registry::new(&[&crate::providers::testing::PROVIDER]).expect("one provider")
+    });
+    &REG
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::testing;
+
+    static TWICE: Provider = Provider {
+        name: "twice",
+        activities: testing::PROVIDER.activities,
+        undos: &[],
+    };
 
     #[test]
-    fn every_kubernetes_activity_and_undo_is_registered() {
-        for r in squall_kube::ACTIVITIES {
-            assert!(
-                find(r.spec.module, r.spec.func).is_some(),
-                "{} is missing from the registry",
-                r.spec.qualified()
-            );
-        }
-        for u in squall_kube::UNDOS {
-            assert!(undo_fn(u.kind).is_some(), "undo {} is missing", u.kind);
-        }
+    fn a_name_registered_twice_is_refused() {
+        let err = Registry::new(&[&testing::PROVIDER, &TWICE]).err().unwrap();
+        assert!(
+            err.0
+                .contains(&"squall.testing.actions.write_file".to_owned()),
+            "{err:?}"
+        );
     }
 
     #[test]
-    fn every_entry_is_unique_and_documented() {
-        let mut names: Vec<String> = ACTIVITIES.iter().map(|r| r.spec.qualified()).collect();
-        let n = names.len();
-        names.sort();
-        names.dedup();
-        assert_eq!(names.len(), n, "duplicate registry entries");
-        for r in ACTIVITIES {
-            assert!(!r.spec.doc.is_empty(), "{} has no doc", r.spec.qualified());
-            for a in r.spec.args {
-                assert!(
-                    !a.doc.is_empty(),
-                    "{}:{} has no doc",
-                    r.spec.qualified(),
-                    a.name
-                );
-                if let Some(d) = a.default {
-                    assert!(serde_json::from_str::<Value>(d).is_ok(), "bad default {d}");
-                }
-            }
-        }
-        assert!(undo_fn("squall.testing.restore_file").is_some());
+    fn activities_and_undos_are_found() {
+        let reg = for_tests();
+        assert!(reg.find("squall.testing.actions", "write_file").is_some());
+        assert!(reg.find("squall.testing.actions", "nope").is_none());
+        assert!(reg.undo_fn("squall.testing.restore_file").is_some());
+        assert!(reg.undo_fn("nope").is_none());
     }
 
     #[test]
     fn defaults_are_filled_in() {
-        let spec = &find("squall.testing.actions", "write_file").unwrap().spec;
+        let spec = &for_tests()
+            .find("squall.testing.actions", "write_file")
+            .unwrap()
+            .spec;
         let args = with_defaults(
             spec,
             serde_json::json!({"path": "/x"})

@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::journal_io::{self, JournalError};
 use crate::ledger::Ledger;
 use crate::log::Logger;
+use crate::registry::Registry;
 use activity::{Ended, execute};
 use hypothesis::run_pass;
 
@@ -127,6 +128,8 @@ pub struct RunOptions {
     pub child_env: Vec<(String, String)>,
     /// Connections offered to providers (a Kubernetes client, …).
     pub services: Arc<squall_activity::Services>,
+    /// The native activities and undo functions this run can call.
+    pub registry: &'static Registry,
 }
 
 /// Signal state shared with whoever listens for signals: the first signal
@@ -186,6 +189,7 @@ pub(crate) struct Shared {
     pub child_env: Vec<(String, String)>,
     pub events: Arc<squall_activity::RunEvents>,
     pub services: Arc<squall_activity::Services>,
+    pub registry: &'static Registry,
 }
 
 /// The mutable state of a run in progress.
@@ -212,6 +216,7 @@ fn shared(v: &Validated, opts: &RunOptions, log: Arc<Logger>) -> Result<Arc<Shar
         child_env: opts.child_env.clone(),
         events: Arc::default(),
         services: opts.services.clone(),
+        registry: opts.registry,
     }))
 }
 

@@ -58,6 +58,18 @@ pub fn int_or(args: &Map<String, Value>, name: &str, default: i64) -> Result<i64
     Ok(opt_int(args, name)?.unwrap_or(default))
 }
 
+/// A required string argument (the engine has checked it is present).
+pub fn required_str(args: &Map<String, Value>, name: &str) -> Result<String, ActivityError> {
+    opt_str(args, name)?
+        .ok_or_else(|| ActivityError::failed(format!("argument {name} is required")))
+}
+
+/// A required integer argument.
+pub fn required_int(args: &Map<String, Value>, name: &str) -> Result<i64, ActivityError> {
+    opt_int(args, name)?
+        .ok_or_else(|| ActivityError::failed(format!("argument {name} is required")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

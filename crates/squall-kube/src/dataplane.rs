@@ -24,6 +24,7 @@ use serde_json::{Map, Value, json};
 use squall_activity::{
     ActivityCtx, ActivityError, ActivityResult, BoxFuture, RunLog, Undo, UndoSpec,
 };
+use squall_dataplane::activity::ClusterNodes;
 use squall_dataplane::flush::FlushMode;
 use squall_dataplane::inspect::stale_from_json;
 use squall_dataplane::model::ServiceMap;
@@ -42,19 +43,17 @@ pub const UNDO_RESTORE_ON_NODE: UndoSpec = UndoSpec {
     doc: "Stop the flush helper pod on a node (it restores on SIGTERM), then apply what the node's \
           ledger still has pending in a restore pod, checking the rules equal the snapshot.",
     apply: apply_restore,
+    permissions: squall_dataplane::activity::HELPER_PODS,
 };
 
-/// Whether an activity's arguments ask for cluster nodes rather than the
-/// local node: a node name, a node label selector, a random count, every
-/// node, or (stale_rules) a Service to check on every node.
-pub fn on_cluster_nodes(args: &Map<String, Value>) -> bool {
-    ["node", "label_selector", "count", "service"]
-        .iter()
-        .any(|k| {
-            args.get(*k)
-                .is_some_and(|v| !v.is_null() && *v != json!(""))
-        })
-        || args.get("all_nodes") == Some(&json!(true))
+/// The cluster-node half of `squall.dataplane.*`, which the binary offers
+/// the data-plane provider as a service once it is connected.
+pub fn cluster_nodes() -> ClusterNodes {
+    ClusterNodes {
+        flush: |ctx, args, mode| Box::pin(flush_on_nodes(ctx, args, mode)),
+        restore: |ctx, args| Box::pin(restore_on_nodes(ctx, args)),
+        stale: |ctx, args| Box::pin(stale_on_nodes(ctx, args)),
+    }
 }
 
 /// The helper-pod settings shared by the cluster activities.
@@ -576,22 +575,6 @@ fn parse_inspect(logs: &str) -> Result<ServiceMap, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cluster_mode_is_chosen_by_node_arguments() {
-        let a = |v: Value| v.as_object().cloned().unwrap();
-        assert!(!on_cluster_nodes(&a(
-            json!({"mode": "nat", "netns": "x", "node": null})
-        )));
-        assert!(on_cluster_nodes(&a(json!({"node": "node-1"}))));
-        assert!(on_cluster_nodes(&a(json!({"label_selector": "pool=a"}))));
-        assert!(on_cluster_nodes(&a(json!({"count": 1}))));
-        assert!(on_cluster_nodes(&a(json!({"all_nodes": true}))));
-        assert!(on_cluster_nodes(&a(json!({"service": "web"}))));
-        assert!(!on_cluster_nodes(&a(
-            json!({"all_nodes": false, "label_selector": ""})
-        )));
-    }
 
     #[test]
     fn the_flush_pod_snapshots_and_records_on_the_node_with_a_ttl() {

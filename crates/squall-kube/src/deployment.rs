@@ -22,32 +22,21 @@ use serde_json::{Map, Value, json};
 use squall_activity::{
     ActivityCtx, ActivityError, ActivityResult, BoxFuture, Registered, UndoSpec,
 };
-use squall_core::catalog::{ActivitySpec, ArgSpec, ArgType, Kind};
+use squall_core::catalog::{ArgSpec, ArgType, Kind};
 
 use crate::api_error;
-use crate::args::{bool_or, opt_int, opt_str, str_or};
+use crate::args::{bool_or, opt_str, str_or};
+use crate::args::{required_int, required_str};
 use crate::connect::kube;
 use crate::pod::verdict;
+use crate::spec;
+use squall_activity::describe::arg;
 use workload::{Deleted, Scale, Selection};
 
 const ACTIONS: &str = "chaosk8s.deployment.actions";
 const PROBES: &str = "chaosk8s.deployment.probes";
 /// The `kind` of the scale-back undo in the ledger.
 pub const UNDO_SCALE_KIND: &str = "chaosk8s.deployment.scale";
-
-pub(crate) const fn arg(
-    name: &'static str,
-    ty: ArgType,
-    default: Option<&'static str>,
-    doc: &'static str,
-) -> ArgSpec {
-    ArgSpec {
-        name,
-        ty,
-        default,
-        doc,
-    }
-}
 
 const NAME: ArgSpec = arg("name", ArgType::String, None, "The deployment's name.");
 const OPT_NAME: ArgSpec = arg(
@@ -79,25 +68,6 @@ const fn raise(name: &'static str, doc: &'static str) -> ArgSpec {
     arg(name, ArgType::Boolean, Some("true"), doc)
 }
 
-pub(crate) const fn spec(
-    module: &'static str,
-    func: &'static str,
-    kind: Kind,
-    doc: &'static str,
-    args: &'static [ArgSpec],
-) -> ActivitySpec {
-    let action = matches!(kind, Kind::Action);
-    ActivitySpec {
-        module,
-        func,
-        kind,
-        doc,
-        args,
-        returns: if action { "null" } else { "boolean" },
-        mutating: action,
-    }
-}
-
 pub const SCALE_DEPLOYMENT: Registered = Registered {
     spec: spec(
         ACTIONS,
@@ -109,6 +79,7 @@ pub const SCALE_DEPLOYMENT: Registered = Registered {
         &[NAME, REPLICAS, NS],
     ),
     run: scale_deployment,
+    permissions: crate::permissions::PATCH_DEPLOYMENTS,
 };
 
 pub const DELETE_DEPLOYMENT: Registered = Registered {
@@ -122,6 +93,7 @@ pub const DELETE_DEPLOYMENT: Registered = Registered {
         &[OPT_NAME, NS, LABELS],
     ),
     run: delete_deployment,
+    permissions: crate::permissions::DELETE_DEPLOYMENTS,
 };
 
 pub const ROLLOUT_DEPLOYMENT: Registered = Registered {
@@ -134,6 +106,7 @@ pub const ROLLOUT_DEPLOYMENT: Registered = Registered {
         &[OPT_NAME, NS],
     ),
     run: rollout_deployment,
+    permissions: crate::permissions::PATCH_DEPLOYMENTS,
 };
 
 pub const DEPLOYMENT_AVAILABLE_AND_HEALTHY: Registered = Registered {
@@ -154,6 +127,7 @@ pub const DEPLOYMENT_AVAILABLE_AND_HEALTHY: Registered = Registered {
         ],
     ),
     run: deployment_available_and_healthy,
+    permissions: crate::permissions::READ_DEPLOYMENTS,
 };
 
 pub const DEPLOYMENT_PARTIALLY_AVAILABLE: Registered = Registered {
@@ -173,6 +147,7 @@ pub const DEPLOYMENT_PARTIALLY_AVAILABLE: Registered = Registered {
         ],
     ),
     run: deployment_partially_available,
+    permissions: crate::permissions::READ_DEPLOYMENTS,
 };
 
 pub const DEPLOYMENT_FULLY_AVAILABLE: Registered = Registered {
@@ -194,6 +169,7 @@ pub const DEPLOYMENT_FULLY_AVAILABLE: Registered = Registered {
         ],
     ),
     run: workload::fully_available::<Deployment>,
+    permissions: crate::permissions::WAIT_DEPLOYMENTS,
 };
 
 pub const DEPLOYMENT_NOT_FULLY_AVAILABLE: Registered = Registered {
@@ -215,6 +191,7 @@ pub const DEPLOYMENT_NOT_FULLY_AVAILABLE: Registered = Registered {
         ],
     ),
     run: workload::not_fully_available::<Deployment>,
+    permissions: crate::permissions::WAIT_DEPLOYMENTS,
 };
 
 pub const UNDO_SCALE_DEPLOYMENT: UndoSpec = UndoSpec {
@@ -222,19 +199,8 @@ pub const UNDO_SCALE_DEPLOYMENT: UndoSpec = UndoSpec {
     doc: "Scale a deployment back to the replica count it had before squall scaled it (nothing to do if it is \
           already there or gone).",
     apply: apply_undo_scale,
+    permissions: crate::permissions::PATCH_DEPLOYMENTS,
 };
-
-/// A required string argument (the engine has checked it is present).
-pub(crate) fn required(args: &Map<String, Value>, name: &str) -> Result<String, ActivityError> {
-    opt_str(args, name)?
-        .ok_or_else(|| ActivityError::failed(format!("argument {name} is required")))
-}
-
-/// A required integer argument.
-pub(crate) fn required_int(args: &Map<String, Value>, name: &str) -> Result<i64, ActivityError> {
-    opt_int(args, name)?
-        .ok_or_else(|| ActivityError::failed(format!("argument {name} is required")))
-}
 
 fn scale_deployment(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<ActivityResult> {
     Box::pin(async move { scale(&ctx, &args).await })
@@ -242,7 +208,7 @@ fn scale_deployment(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFutur
 
 /// `scale_deployment` (also behind `chaosk8s.actions.scale_microservice`).
 pub(crate) async fn scale(ctx: &ActivityCtx, args: &Map<String, Value>) -> ActivityResult {
-    let name = required(args, "name")?;
+    let name = required_str(args, "name")?;
     let replicas = required_int(args, "replicas")?;
     let ns = str_or(args, "ns", "default")?;
     let s = Scale {
@@ -350,7 +316,7 @@ pub(crate) async fn available_and_healthy(
     args: &Map<String, Value>,
     raise: bool,
 ) -> ActivityResult {
-    let name = required(args, "name")?;
+    let name = required_str(args, "name")?;
     let ns = str_or(args, "ns", "default")?;
     let labels = opt_str(args, "label_selector")?;
     let found = named(ctx, &name, &ns, labels.as_deref()).await?;
@@ -383,7 +349,7 @@ fn deployment_partially_available(
     args: Map<String, Value>,
 ) -> BoxFuture<ActivityResult> {
     Box::pin(async move {
-        let name = required(&args, "name")?;
+        let name = required_str(&args, "name")?;
         let ns = str_or(&args, "ns", "default")?;
         let labels = opt_str(&args, "label_selector")?;
         let raise = bool_or(&args, "raise_on_not_partially_available", true)?;

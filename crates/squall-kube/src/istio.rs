@@ -24,8 +24,9 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DynamicObject, ListParams};
 use serde_json::{Map, Value, json};
+use squall_activity::describe::{self, arg};
 use squall_activity::{ActivityCtx, ActivityError, ActivityResult, Registered};
-use squall_core::catalog::{ActivitySpec, ArgSpec, ArgType, Kind};
+use squall_core::catalog::{ActivitySpec, ArgSpec, ArgType};
 
 use self::fault::{Destinations, FaultKind};
 use self::vs::VsRef;
@@ -38,20 +39,6 @@ pub use self::vs::{UNDO_KIND, UNDO_RESTORE};
 const UPSTREAM: &str = "chaosistio.fault.actions";
 const SQUALL: &str = "squall.istio.actions";
 const DEFAULT_VERSION: &str = "networking.istio.io/v1alpha3";
-
-const fn arg(
-    name: &'static str,
-    ty: ArgType,
-    default: Option<&'static str>,
-    doc: &'static str,
-) -> ArgSpec {
-    ArgSpec {
-        name,
-        ty,
-        default,
-        doc,
-    }
-}
 
 const VS_NAME: ArgSpec = arg(
     "virtual_service_name",
@@ -131,15 +118,7 @@ const fn action(
     doc: &'static str,
     args: &'static [ArgSpec],
 ) -> ActivitySpec {
-    ActivitySpec {
-        module,
-        func,
-        kind: Kind::Action,
-        doc,
-        args,
-        returns: "mapping",
-        mutating: true,
-    }
+    describe::action(module, func, doc, args, "mapping", true)
 }
 
 pub const ADD_ABORT_FAULT: Registered = Registered {
@@ -153,6 +132,7 @@ pub const ADD_ABORT_FAULT: Registered = Registered {
         &[VS_NAME, HTTP_STATUS, ROUTES, PERCENTAGE, NS, VERSION],
     ),
     run: |ctx, args| Box::pin(add_named(ctx, args, FaultKind::Abort)),
+    permissions: crate::permissions::VIRTUAL_SERVICES,
 };
 
 pub const ADD_DELAY_FAULT: Registered = Registered {
@@ -166,6 +146,7 @@ pub const ADD_DELAY_FAULT: Registered = Registered {
         &[VS_NAME, FIXED_DELAY, ROUTES, PERCENTAGE, NS, VERSION],
     ),
     run: |ctx, args| Box::pin(add_named(ctx, args, FaultKind::Delay)),
+    permissions: crate::permissions::VIRTUAL_SERVICES,
 };
 
 pub const REMOVE_ABORT_FAULT: Registered = Registered {
@@ -179,6 +160,7 @@ pub const REMOVE_ABORT_FAULT: Registered = Registered {
         &[VS_NAME, ROUTES, NS, VERSION],
     ),
     run: |ctx, args| Box::pin(remove_named(ctx, args, FaultKind::Abort)),
+    permissions: crate::permissions::VIRTUAL_SERVICES,
 };
 
 pub const REMOVE_DELAY_FAULT: Registered = Registered {
@@ -192,6 +174,7 @@ pub const REMOVE_DELAY_FAULT: Registered = Registered {
         &[VS_NAME, ROUTES, NS, VERSION],
     ),
     run: |ctx, args| Box::pin(remove_named(ctx, args, FaultKind::Delay)),
+    permissions: crate::permissions::VIRTUAL_SERVICES,
 };
 
 pub const ADD_ABORT_FAULT_RANDOM: Registered = Registered {
@@ -206,6 +189,7 @@ pub const ADD_ABORT_FAULT_RANDOM: Registered = Registered {
         &[HTTP_STATUS, PERCENTAGE, NS, VERSION, SEED],
     ),
     run: |ctx, args| Box::pin(add_random(ctx, args, FaultKind::Abort)),
+    permissions: crate::permissions::VIRTUAL_SERVICES,
 };
 
 pub const ADD_DELAY_FAULT_RANDOM: Registered = Registered {
@@ -220,6 +204,7 @@ pub const ADD_DELAY_FAULT_RANDOM: Registered = Registered {
         &[FIXED_DELAY, PERCENTAGE, NS, VERSION, SEED],
     ),
     run: |ctx, args| Box::pin(add_random(ctx, args, FaultKind::Delay)),
+    permissions: crate::permissions::VIRTUAL_SERVICES,
 };
 
 pub const RESTORE_VIRTUAL_SERVICES: Registered = Registered {
@@ -235,6 +220,7 @@ pub const RESTORE_VIRTUAL_SERVICES: Registered = Registered {
         )
     },
     run: |ctx, args| Box::pin(restore_all(ctx, args)),
+    permissions: crate::permissions::VIRTUAL_SERVICES,
 };
 
 /// The result upstream returns (`status`, `body`, `headers`). kube's typed

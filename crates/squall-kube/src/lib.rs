@@ -3,9 +3,9 @@
 //! connection they share. The binary connects once ([`Kube::connect`]) and
 //! puts the handle into the run's `Services`; every activity takes it from
 //! its `ActivityCtx`, so the same code runs against a real cluster or the
-//! simulator. The engine lists the `Registered` constants exported here
-//! (see [`ACTIVITIES`] and [`UNDOS`]) in its one registry; this crate never
-//! depends on the engine.
+//! simulator. Every function is listed once, in [`PROVIDER`], with the API
+//! permissions it needs (`permissions`); the binary composes it into the
+//! registry, and this crate never depends on the engine.
 
 mod args;
 pub mod connect;
@@ -15,6 +15,7 @@ pub mod helper;
 pub mod istio;
 pub mod limits;
 pub mod node;
+mod permissions;
 pub mod pod;
 pub mod probes;
 pub mod select;
@@ -23,65 +24,83 @@ pub mod statefulset;
 #[cfg(test)]
 mod testkit;
 
-use squall_activity::{ActivityCtx, ActivityError, Pending, Registered, UndoSpec};
+use squall_activity::{ActivityCtx, ActivityError, Pending, Provider, describe};
+use squall_core::catalog::{ActivitySpec, ArgSpec, Kind};
 
 pub use connect::{ConnectError, ConnectOptions, Environment, Kube, Looked, Origin, kube};
 
-/// Every activity of this crate, for the engine's registry.
-pub static ACTIVITIES: &[Registered] = &[
-    pod::COUNT_PODS,
-    pod::PODS_IN_PHASE,
-    pod::PODS_NOT_IN_PHASE,
-    pod::PODS_IN_CONDITIONS,
-    pod::TERMINATE_PODS,
-    node::CORDON_NODE,
-    node::UNCORDON_NODE,
-    istio::ADD_ABORT_FAULT,
-    istio::ADD_DELAY_FAULT,
-    istio::REMOVE_ABORT_FAULT,
-    istio::REMOVE_DELAY_FAULT,
-    istio::ADD_ABORT_FAULT_RANDOM,
-    istio::ADD_DELAY_FAULT_RANDOM,
-    istio::RESTORE_VIRTUAL_SERVICES,
-    node::DRAIN_NODES,
-    node::DELETE_NODES,
-    pod::READ_POD_LOGS,
-    pod::ALL_PODS_HEALTHY,
-    pod::POD_IS_NOT_AVAILABLE,
-    pod::COUNT_MIN_PODS,
-    deployment::SCALE_DEPLOYMENT,
-    deployment::DELETE_DEPLOYMENT,
-    deployment::ROLLOUT_DEPLOYMENT,
-    deployment::DEPLOYMENT_AVAILABLE_AND_HEALTHY,
-    deployment::DEPLOYMENT_PARTIALLY_AVAILABLE,
-    deployment::DEPLOYMENT_FULLY_AVAILABLE,
-    deployment::DEPLOYMENT_NOT_FULLY_AVAILABLE,
-    statefulset::SCALE_STATEFULSET,
-    statefulset::REMOVE_STATEFULSET,
-    statefulset::STATEFULSET_FULLY_AVAILABLE,
-    statefulset::STATEFULSET_NOT_FULLY_AVAILABLE,
-    service::SERVICE_IS_INITIALIZED,
-    service::DELETE_SERVICE,
-    probes::ALL_MICROSERVICES_HEALTHY,
-    probes::MICROSERVICE_AVAILABLE_AND_HEALTHY,
-    probes::MICROSERVICE_IS_NOT_AVAILABLE,
-    probes::SERVICE_ENDPOINT_IS_INITIALIZED,
-    probes::DEPLOYMENT_IS_FULLY_AVAILABLE,
-    probes::DEPLOYMENT_IS_NOT_FULLY_AVAILABLE,
-    probes::READ_MICROSERVICES_LOGS,
-    probes::KILL_MICROSERVICE,
-    probes::SCALE_MICROSERVICE,
-    probes::REMOVE_SERVICE_ENDPOINT,
-];
+/// The Kubernetes provider: every activity and undo function of this
+/// crate, for the binary's registry.
+pub static PROVIDER: Provider = Provider {
+    name: "kubernetes",
+    activities: &[
+        pod::COUNT_PODS,
+        pod::PODS_IN_PHASE,
+        pod::PODS_NOT_IN_PHASE,
+        pod::PODS_IN_CONDITIONS,
+        pod::TERMINATE_PODS,
+        node::CORDON_NODE,
+        node::UNCORDON_NODE,
+        istio::ADD_ABORT_FAULT,
+        istio::ADD_DELAY_FAULT,
+        istio::REMOVE_ABORT_FAULT,
+        istio::REMOVE_DELAY_FAULT,
+        istio::ADD_ABORT_FAULT_RANDOM,
+        istio::ADD_DELAY_FAULT_RANDOM,
+        istio::RESTORE_VIRTUAL_SERVICES,
+        node::DRAIN_NODES,
+        node::DELETE_NODES,
+        pod::READ_POD_LOGS,
+        pod::ALL_PODS_HEALTHY,
+        pod::POD_IS_NOT_AVAILABLE,
+        pod::COUNT_MIN_PODS,
+        deployment::SCALE_DEPLOYMENT,
+        deployment::DELETE_DEPLOYMENT,
+        deployment::ROLLOUT_DEPLOYMENT,
+        deployment::DEPLOYMENT_AVAILABLE_AND_HEALTHY,
+        deployment::DEPLOYMENT_PARTIALLY_AVAILABLE,
+        deployment::DEPLOYMENT_FULLY_AVAILABLE,
+        deployment::DEPLOYMENT_NOT_FULLY_AVAILABLE,
+        statefulset::SCALE_STATEFULSET,
+        statefulset::REMOVE_STATEFULSET,
+        statefulset::STATEFULSET_FULLY_AVAILABLE,
+        statefulset::STATEFULSET_NOT_FULLY_AVAILABLE,
+        service::SERVICE_IS_INITIALIZED,
+        service::DELETE_SERVICE,
+        probes::ALL_MICROSERVICES_HEALTHY,
+        probes::MICROSERVICE_AVAILABLE_AND_HEALTHY,
+        probes::MICROSERVICE_IS_NOT_AVAILABLE,
+        probes::SERVICE_ENDPOINT_IS_INITIALIZED,
+        probes::DEPLOYMENT_IS_FULLY_AVAILABLE,
+        probes::DEPLOYMENT_IS_NOT_FULLY_AVAILABLE,
+        probes::READ_MICROSERVICES_LOGS,
+        probes::KILL_MICROSERVICE,
+        probes::SCALE_MICROSERVICE,
+        probes::REMOVE_SERVICE_ENDPOINT,
+    ],
+    undos: &[
+        node::UNDO_UNCORDON,
+        istio::UNDO_RESTORE,
+        deployment::UNDO_SCALE_DEPLOYMENT,
+        statefulset::UNDO_SCALE_STATEFULSET,
+        dataplane::UNDO_RESTORE_ON_NODE,
+    ],
+};
 
-/// Every undo function of this crate, for the engine's registry.
-pub static UNDOS: &[UndoSpec] = &[
-    node::UNDO_UNCORDON,
-    istio::UNDO_RESTORE,
-    deployment::UNDO_SCALE_DEPLOYMENT,
-    statefulset::UNDO_SCALE_STATEFULSET,
-    dataplane::UNDO_RESTORE_ON_NODE,
-];
+/// The chaosk8s shape of a descriptor: actions return nothing and change
+/// the cluster, probes return a boolean.
+pub(crate) const fn spec(
+    module: &'static str,
+    func: &'static str,
+    kind: Kind,
+    doc: &'static str,
+    args: &'static [ArgSpec],
+) -> ActivitySpec {
+    match kind {
+        Kind::Action => describe::action(module, func, doc, args, "null", true),
+        Kind::Probe => describe::probe(module, func, doc, args, "boolean"),
+    }
+}
 
 /// Pending undos for `target` recorded against the cluster `kube` talks to.
 /// The default ledger is shared by every run started in a directory, and

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::{Map, Value, json};
+use squall_activity::describe::optional;
 use squall_activity::{
     ActivityCtx, ActivityError, ActivityResult, BoxFuture, Registered, Undo, UndoSpec,
 };
@@ -43,18 +44,13 @@ pub const UNDO_KIND: &str = "chaosk8s.node.uncordon";
 const FIELD_MANAGER: &str = "squall";
 
 const ARGS: &[ArgSpec] = &[
-    ArgSpec {
-        name: "name",
-        ty: ArgType::String,
-        default: Some("null"),
-        doc: "The node's name.",
-    },
-    ArgSpec {
-        name: "label_selector",
-        ty: ArgType::String,
-        default: Some("null"),
-        doc: "Label selector of the nodes. With neither name nor label_selector every node is selected, as upstream.",
-    },
+    optional("name", ArgType::String, "null", "The node's name."),
+    optional(
+        "label_selector",
+        ArgType::String,
+        "null",
+        "Label selector of the nodes. With neither name nor label_selector every node is selected, as upstream.",
+    ),
 ];
 
 pub const CORDON_NODE: Registered = Registered {
@@ -71,6 +67,7 @@ pub const CORDON_NODE: Registered = Registered {
         mutating: true,
     },
     run: cordon_node,
+    permissions: crate::permissions::CORDON,
 };
 
 pub const UNCORDON_NODE: Registered = Registered {
@@ -85,12 +82,14 @@ pub const UNCORDON_NODE: Registered = Registered {
         mutating: false,
     },
     run: uncordon_node,
+    permissions: crate::permissions::CORDON,
 };
 
 pub const UNDO_UNCORDON: UndoSpec = UndoSpec {
     kind: UNDO_KIND,
     doc: "Uncordon a node cordoned by squall (nothing to do if it is schedulable or gone).",
     apply: apply_uncordon,
+    permissions: crate::permissions::CORDON,
 };
 
 fn target(name: &str) -> String {

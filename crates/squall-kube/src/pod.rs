@@ -16,6 +16,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams};
 use serde_json::{Map, Value, json};
+use squall_activity::describe::{optional, required};
 use squall_activity::{ActivityCtx, ActivityError, ActivityResult, BoxFuture, Registered};
 use squall_core::catalog::{ActivitySpec, ArgSpec, ArgType, Kind};
 use squall_core::subst::py_repr;
@@ -36,18 +37,17 @@ pub(crate) use logs::{read as read_logs, read_logs_spec};
 const PROBES: &str = "chaosk8s.pod.probes";
 const ACTIONS: &str = "chaosk8s.pod.actions";
 
-const SELECTOR: ArgSpec = ArgSpec {
-    name: "label_selector",
-    ty: ArgType::String,
-    default: None,
-    doc: "Label selector of the pods, e.g. `app=web`; an empty string selects every pod in the namespace.",
-};
-const NS: ArgSpec = ArgSpec {
-    name: "ns",
-    ty: ArgType::String,
-    default: Some("\"default\""),
-    doc: "The namespace of the pods.",
-};
+const SELECTOR: ArgSpec = required(
+    "label_selector",
+    ArgType::String,
+    "Label selector of the pods, e.g. `app=web`; an empty string selects every pod in the namespace.",
+);
+const NS: ArgSpec = optional(
+    "ns",
+    ArgType::String,
+    "\"default\"",
+    "The namespace of the pods.",
+);
 const fn phase(default: Option<&'static str>, doc: &'static str) -> ArgSpec {
     ArgSpec {
         name: "phase",
@@ -95,6 +95,7 @@ pub const COUNT_PODS: Registered = Registered {
         )
     },
     run: count_pods,
+    permissions: crate::permissions::LIST_PODS,
 };
 
 pub const PODS_IN_PHASE: Registered = Registered {
@@ -112,6 +113,7 @@ pub const PODS_IN_PHASE: Registered = Registered {
         ],
     ),
     run: pods_in_phase,
+    permissions: crate::permissions::LIST_PODS,
 };
 
 pub const PODS_NOT_IN_PHASE: Registered = Registered {
@@ -129,6 +131,7 @@ pub const PODS_NOT_IN_PHASE: Registered = Registered {
         ],
     ),
     run: pods_not_in_phase,
+    permissions: crate::permissions::LIST_PODS,
 };
 
 pub const PODS_IN_CONDITIONS: Registered = Registered {
@@ -138,13 +141,12 @@ pub const PODS_IN_CONDITIONS: Registered = Registered {
          e.g. [{\"type\": \"Ready\", \"status\": \"True\"}].",
         &[
             SELECTOR,
-            ArgSpec {
-                name: "conditions",
-                ty: ArgType::List,
-                default: None,
-                doc: "Conditions as {\"type\": ..., \"status\": ...} mappings; each must equal one of the pod's \
+            required(
+                "conditions",
+                ArgType::List,
+                "Conditions as {\"type\": ..., \"status\": ...} mappings; each must equal one of the pod's \
                       conditions exactly (an extra key never matches).",
-            },
+            ),
             NS,
             raise_flag(
                 "raise_on_invalid_conditions",
@@ -153,6 +155,7 @@ pub const PODS_IN_CONDITIONS: Registered = Registered {
         ],
     ),
     run: pods_in_conditions,
+    permissions: crate::permissions::LIST_PODS,
 };
 
 pub const TERMINATE_PODS: Registered = Registered {
@@ -171,6 +174,7 @@ pub const TERMINATE_PODS: Registered = Registered {
         mutating: true,
     },
     run: terminate_pods,
+    permissions: crate::permissions::DELETE_PODS,
 };
 
 /// The pods of `ns`, filtered by the selector when one is given.

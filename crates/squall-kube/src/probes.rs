@@ -19,9 +19,13 @@ use serde_json::{Map, Value};
 use squall_activity::{ActivityCtx, ActivityError, ActivityResult, BoxFuture, Registered};
 use squall_core::catalog::{ActivitySpec, ArgSpec, ArgType, Kind};
 
+use crate::args::required_str;
 use crate::args::{opt_str, str_or};
 use crate::connect::kube;
-use crate::deployment::{NS, REPLICAS, TIMEOUT, arg, required, spec};
+use crate::deployment::{NS, REPLICAS, TIMEOUT};
+use crate::spec;
+use squall_activity::describe::arg;
+
 use crate::{api_error, deployment, limits, pod, service};
 
 const PROBES: &str = "chaosk8s.probes";
@@ -72,6 +76,7 @@ pub const ALL_MICROSERVICES_HEALTHY: Registered = Registered {
             pod::all_healthy(&ctx, &ns, true).await
         })
     },
+    permissions: crate::permissions::LIST_PODS,
 };
 
 pub const MICROSERVICE_AVAILABLE_AND_HEALTHY: Registered = Registered {
@@ -91,6 +96,7 @@ pub const MICROSERVICE_AVAILABLE_AND_HEALTHY: Registered = Registered {
             deployment::available_and_healthy(&ctx, &args, true).await
         })
     },
+    permissions: crate::permissions::READ_DEPLOYMENTS,
 };
 
 pub const MICROSERVICE_IS_NOT_AVAILABLE: Registered = Registered {
@@ -109,6 +115,7 @@ pub const MICROSERVICE_IS_NOT_AVAILABLE: Registered = Registered {
             pod::not_available(&ctx, &args, true).await
         })
     },
+    permissions: crate::permissions::LIST_PODS,
 };
 
 pub const SERVICE_ENDPOINT_IS_INITIALIZED: Registered = Registered {
@@ -129,12 +136,13 @@ pub const SERVICE_ENDPOINT_IS_INITIALIZED: Registered = Registered {
                 "service_endpoint_is_initialized",
                 "service_is_initialized",
             );
-            let name = required(&args, "name")?;
+            let name = required_str(&args, "name")?;
             let ns = str_or(&args, "ns", "default")?;
             let labels = opt_str(&args, "label_selector")?.map(|l| l.replace("{name}", &name));
             service::initialized(&ctx, Some(&name), &ns, labels.as_deref(), true).await
         })
     },
+    permissions: crate::permissions::LIST_SERVICES,
 };
 
 const WAIT_ARGS: &[ArgSpec] = &[NAME, NS, LABELS, TIMEOUT];
@@ -155,6 +163,7 @@ pub const DEPLOYMENT_IS_FULLY_AVAILABLE: Registered = Registered {
             deployment::workload::wait::<Deployment>(&ctx, &args, true, true).await
         })
     },
+    permissions: crate::permissions::WAIT_DEPLOYMENTS,
 };
 
 pub const DEPLOYMENT_IS_NOT_FULLY_AVAILABLE: Registered = Registered {
@@ -173,6 +182,7 @@ pub const DEPLOYMENT_IS_NOT_FULLY_AVAILABLE: Registered = Registered {
             deployment::workload::wait::<Deployment>(&ctx, &args, false, true).await
         })
     },
+    permissions: crate::permissions::WAIT_DEPLOYMENTS,
 };
 
 pub const READ_MICROSERVICES_LOGS: Registered = Registered {
@@ -182,6 +192,7 @@ pub const READ_MICROSERVICES_LOGS: Registered = Registered {
         ..pod::read_logs_spec("read_microservices_logs")
     },
     run: |ctx, args| Box::pin(async move { pod::read_logs(&ctx, &args).await }),
+    permissions: crate::permissions::READ_LOGS,
 };
 
 pub const KILL_MICROSERVICE: Registered = Registered {
@@ -195,6 +206,7 @@ pub const KILL_MICROSERVICE: Registered = Registered {
         &[NAME, NS, NAME_LABELS],
     ),
     run: kill_microservice,
+    permissions: crate::permissions::KILL_MICROSERVICE,
 };
 
 pub const SCALE_MICROSERVICE: Registered = Registered {
@@ -211,6 +223,7 @@ pub const SCALE_MICROSERVICE: Registered = Registered {
             deployment::scale(&ctx, &args).await
         })
     },
+    permissions: crate::permissions::PATCH_DEPLOYMENTS,
 };
 
 pub const REMOVE_SERVICE_ENDPOINT: Registered = Registered {
@@ -227,6 +240,7 @@ pub const REMOVE_SERVICE_ENDPOINT: Registered = Registered {
             service::delete(&ctx, &args).await
         })
     },
+    permissions: crate::permissions::DELETE_SERVICE,
 };
 
 /// The names of the `K` objects `params` selects in `ns`.
@@ -257,7 +271,7 @@ where
 fn kill_microservice(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<ActivityResult> {
     Box::pin(async move {
         deprecated(&ctx, "kill_microservice", "delete_deployment");
-        let name = required(&args, "name")?;
+        let name = required_str(&args, "name")?;
         let ns = str_or(&args, "ns", "default")?;
         let labels = opt_str(&args, "label_selector")?.map(|l| l.replace("{name}", &name));
         let client = kube(&ctx)?.client();

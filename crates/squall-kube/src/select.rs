@@ -10,76 +10,68 @@ use rand::rngs::StdRng;
 use regex::Regex;
 use serde_json::{Map, Value, json};
 use squall_activity::ActivityError;
+use squall_activity::describe::optional;
 use squall_core::catalog::{ArgSpec, ArgType};
 
 use crate::args::{bool_or, int_or, opt_str, str_or};
 
-const fn arg(name: &'static str, ty: ArgType, default: &'static str, doc: &'static str) -> ArgSpec {
-    ArgSpec {
-        name,
-        ty,
-        default: Some(default),
-        doc,
-    }
-}
-
 /// The arguments of `terminate_pods`, in upstream order, plus `seed`.
 pub const ARGS: &[ArgSpec] = &[
-    arg(
+    optional(
         "label_selector",
         ArgType::String,
         "null",
         "Label selector of the candidate pods, e.g. `app=web`.",
     ),
-    arg(
+    optional(
         "name_pattern",
         ArgType::String,
         "null",
         "A regular expression searched (unanchored, like Python's re.search) in each candidate's name.",
     ),
-    arg(
+    optional(
         "all",
         ArgType::Boolean,
         "false",
         "Terminate every candidate; rand, mode and qty are ignored.",
     ),
-    arg(
+    optional(
         "rand",
         ArgType::Boolean,
         "false",
         "Pick the pods at random (without repeats) instead of the first ones.",
     ),
-    arg(
+    optional(
         "mode",
         ArgType::String,
         "\"fixed\"",
         "`fixed`: qty is a number of pods; `percentage`: qty is a percentage of the candidates, rounded up.",
     ),
-    arg(
+    optional(
         "qty",
         ArgType::Integer,
         "1",
         "How many pods (or what percentage) to terminate.",
     ),
-    arg(
+    optional(
         "grace_period",
         ArgType::Integer,
         "-1",
         "Grace period in seconds; -1 uses each pod's terminationGracePeriodSeconds, 0 deletes at once.",
     ),
-    arg(
+    optional(
         "ns",
         ArgType::String,
         "\"default\"",
         "The namespace of the pods.",
     ),
-    arg(
+    optional(
         "order",
         ArgType::String,
         "\"alphabetic\"",
         "`alphabetic` (the API's order, by name) or `oldest` (by creation time, oldest first).",
     ),
-    arg(
+    optional(
         "seed",
         ArgType::Integer,
         "null",

@@ -14,9 +14,13 @@ use squall_activity::{ActivityCtx, ActivityResult, BoxFuture, Registered};
 use squall_core::catalog::{ArgSpec, ArgType, Kind};
 
 use crate::api_error;
+use crate::args::required_str;
 use crate::args::{bool_or, opt_str, str_or};
 use crate::connect::kube;
-use crate::deployment::{NS, arg, required, spec};
+use crate::deployment::NS;
+use crate::spec;
+use squall_activity::describe::arg;
+
 use crate::pod::verdict;
 
 pub const SERVICE_IS_INITIALIZED: Registered = Registered {
@@ -44,6 +48,7 @@ pub const SERVICE_IS_INITIALIZED: Registered = Registered {
         ],
     ),
     run: service_is_initialized,
+    permissions: crate::permissions::LIST_SERVICES,
 };
 
 pub(crate) const DELETE_ARGS: &[ArgSpec] = &[
@@ -61,6 +66,7 @@ pub const DELETE_SERVICE: Registered = Registered {
         DELETE_ARGS,
     ),
     run: delete_service,
+    permissions: crate::permissions::DELETE_SERVICE,
 };
 
 /// `service_is_initialized` (also behind
@@ -105,7 +111,7 @@ fn service_is_initialized(
 
 /// `delete_service` (also behind `chaosk8s.actions.remove_service_endpoint`).
 pub(crate) async fn delete(ctx: &ActivityCtx, args: &Map<String, Value>) -> ActivityResult {
-    let name = required(args, "name")?;
+    let name = required_str(args, "name")?;
     let ns = str_or(args, "ns", "default")?;
     let api: Api<Service> = Api::namespaced(kube(ctx)?.client(), &ns);
     if ctx.dry {

@@ -16,8 +16,11 @@ use squall_activity::{ActivityCtx, ActivityResult, BoxFuture, Registered, UndoSp
 use squall_core::catalog::{ArgSpec, ArgType, Kind};
 
 use crate::args::{opt_str, str_or};
+use crate::args::{required_int, required_str};
 use crate::deployment::workload::{self, Deleted, Scale, Selection};
-use crate::deployment::{NS, REPLICAS, TIMEOUT, arg, required, required_int, spec};
+use crate::deployment::{NS, REPLICAS, TIMEOUT};
+use crate::spec;
+use squall_activity::describe::arg;
 
 const ACTIONS: &str = "chaosk8s.statefulset.actions";
 const PROBES: &str = "chaosk8s.statefulset.probes";
@@ -43,6 +46,7 @@ pub const SCALE_STATEFULSET: Registered = Registered {
         &[NAME, REPLICAS, NS],
     ),
     run: scale_statefulset,
+    permissions: crate::permissions::PATCH_STATEFULSETS,
 };
 
 pub const REMOVE_STATEFULSET: Registered = Registered {
@@ -70,6 +74,7 @@ pub const REMOVE_STATEFULSET: Registered = Registered {
         ],
     ),
     run: remove_statefulset,
+    permissions: crate::permissions::DELETE_STATEFULSETS,
 };
 
 pub const STATEFULSET_FULLY_AVAILABLE: Registered = Registered {
@@ -93,6 +98,7 @@ pub const STATEFULSET_FULLY_AVAILABLE: Registered = Registered {
         ],
     ),
     run: workload::fully_available::<StatefulSet>,
+    permissions: crate::permissions::WAIT_STATEFULSETS,
 };
 
 pub const STATEFULSET_NOT_FULLY_AVAILABLE: Registered = Registered {
@@ -116,6 +122,7 @@ pub const STATEFULSET_NOT_FULLY_AVAILABLE: Registered = Registered {
         ],
     ),
     run: workload::not_fully_available::<StatefulSet>,
+    permissions: crate::permissions::WAIT_STATEFULSETS,
 };
 
 pub const UNDO_SCALE_STATEFULSET: UndoSpec = UndoSpec {
@@ -123,11 +130,12 @@ pub const UNDO_SCALE_STATEFULSET: UndoSpec = UndoSpec {
     doc: "Scale a statefulset back to the replica count it had before squall scaled it (nothing to do if it is \
           already there or gone).",
     apply: apply_undo_scale,
+    permissions: crate::permissions::PATCH_STATEFULSETS,
 };
 
 fn scale_statefulset(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<ActivityResult> {
     Box::pin(async move {
-        let name = required(&args, "name")?;
+        let name = required_str(&args, "name")?;
         let replicas = required_int(&args, "replicas")?;
         let ns = str_or(&args, "ns", "default")?;
         let s = Scale {

@@ -11,7 +11,6 @@ use squall_core::diag::Diagnostic;
 use squall_core::doc::{Document, Format};
 use squall_core::validate::{Inputs, Validated, validate};
 use squall_engine::providers::process::resolve;
-use squall_engine::registry::Registry;
 
 use crate::cli::VarArgs;
 
@@ -145,7 +144,7 @@ fn merge_dotenv(vars: &mut Vars, path: &Path) -> Result<(), InputError> {
 /// Validates a parsed experiment with its variables.
 pub fn validate_experiment(doc: &Document, vars: &Vars) -> Result<Validated, Vec<Diagnostic>> {
     let inputs = Inputs {
-        catalog: &Registry,
+        catalog: crate::providers::registry(),
         env: &vars.env,
         config_overrides: vars.configuration.clone(),
         secret_overrides: vars.secrets.clone(),

@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod exit;
 mod load;
+mod providers;
 
 use std::process::ExitCode;
 use std::sync::Arc;

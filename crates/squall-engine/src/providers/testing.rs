@@ -7,13 +7,21 @@
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
-use squall_core::catalog::{ActivitySpec, ArgSpec, ArgType, Kind};
+use squall_activity::describe::{optional, required};
+use squall_core::catalog::{ActivitySpec, ArgType, Kind};
 
 use squall_activity::{
     ActivityCtx, ActivityError, ActivityResult, BoxFuture, Registered, Undo, UndoSpec,
 };
 
 const UNDO_KIND: &str = "squall.testing.restore_file";
+
+/// The engine's own native module.
+pub static PROVIDER: squall_activity::Provider = squall_activity::Provider {
+    name: "testing",
+    activities: &[WRITE_FILE, RESTORE_FILE],
+    undos: &[UNDO_RESTORE_FILE],
+};
 
 pub const WRITE_FILE: Registered = Registered {
     spec: ActivitySpec {
@@ -23,29 +31,20 @@ pub const WRITE_FILE: Registered = Registered {
         doc: "Overwrite a local file, first recording its previous content in the undo ledger. \
               For testing rollbacks and `squall recover` without a cluster.",
         args: &[
-            ArgSpec {
-                name: "path",
-                ty: ArgType::String,
-                default: None,
-                doc: "The file to overwrite.",
-            },
-            ArgSpec {
-                name: "content",
-                ty: ArgType::String,
-                default: Some("\"\""),
-                doc: "The new content.",
-            },
-            ArgSpec {
-                name: "undo_log",
-                ty: ArgType::String,
-                default: Some("null"),
-                doc: "A file to which every application of the undo appends one line, so tests can count them.",
-            },
+            required("path", ArgType::String, "The file to overwrite."),
+            optional("content", ArgType::String, "\"\"", "The new content."),
+            optional(
+                "undo_log",
+                ArgType::String,
+                "null",
+                "A file to which every application of the undo appends one line, so tests can count them.",
+            ),
         ],
         returns: "mapping",
         mutating: true,
     },
     run: write_file,
+    permissions: &[],
 };
 
 pub const RESTORE_FILE: Registered = Registered {
@@ -55,22 +54,19 @@ pub const RESTORE_FILE: Registered = Registered {
         kind: Kind::Action,
         doc: "Restore a file changed by write_file to what it was before the first change, using the undo \
               ledger, and mark those undos done. Restoring twice changes nothing.",
-        args: &[ArgSpec {
-            name: "path",
-            ty: ArgType::String,
-            default: None,
-            doc: "The file to restore.",
-        }],
+        args: &[required("path", ArgType::String, "The file to restore.")],
         returns: "mapping",
         mutating: false,
     },
     run: restore_file,
+    permissions: &[],
 };
 
 pub const UNDO_RESTORE_FILE: UndoSpec = UndoSpec {
     kind: UNDO_KIND,
     doc: "Put a file back to its recorded content (or remove it if it did not exist).",
     apply: apply_restore,
+    permissions: &[],
 };
 
 fn target(path: &str) -> String {

@@ -74,7 +74,7 @@ pub(crate) async fn execute(
     sh.log.info(&format!("{label}: {}{suffix}", a.name));
     let start = now_stamp();
     let clock = tokio::time::Instant::now();
-    let result = if dry && plans_when_dry(a) {
+    let result = if dry && plans_when_dry(sh, a) {
         sh.log
             .debug(&format!("Activity {} is in dry mode: planning", a.name));
         tokio::select! {
@@ -192,10 +192,14 @@ pub(crate) async fn call_provider(
 
 /// Whether `--dry` still calls the activity, in plan mode: squall's native
 /// mutating actions resolve their targets and say what they would change.
-fn plans_when_dry(a: &Activity) -> bool {
+fn plans_when_dry(sh: &Shared, a: &Activity) -> bool {
     match &a.provider {
         Provider::Native { module, func, .. } => {
-            a.kind == Kind::Action && registry::find(module, func).is_some_and(|r| r.spec.mutating)
+            a.kind == Kind::Action
+                && sh
+                    .registry
+                    .find(module, func)
+                    .is_some_and(|r| r.spec.mutating)
         }
         _ => false,
     }
@@ -296,7 +300,9 @@ async fn call_native(
     value: Option<Value>,
     dry: bool,
 ) -> ActivityResult {
-    let reg = registry::find(module, func)
+    let reg = sh
+        .registry
+        .find(module, func)
         .ok_or_else(|| ActivityError::Fatal(format!("unknown activity `{module}.{func}`")))?;
     let args = match substitute(&Value::Object(arguments.clone()), &sh.lookup()) {
         Value::Object(m) => m,

@@ -16,7 +16,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::activity::{Ended, call_provider, execute};
 use super::{Dry, Shared};
-use crate::registry::Registry;
 
 /// The result of one hypothesis pass.
 pub(crate) struct Pass {
@@ -109,7 +108,7 @@ async fn judge(sh: &Arc<Shared>, probe: &Activity, output: &Value) -> Option<boo
 
 /// Runs a probe tolerance with the judged output as its `value`.
 async fn probe_tolerance(sh: &Arc<Shared>, def: &Value, output: &Value) -> Result<bool, String> {
-    let activity = tolerance_probe(def, &Registry, &NoEnv)
+    let activity = tolerance_probe(def, sh.registry, &NoEnv)
         .ok_or("the tolerance probe is not a valid activity")?;
     let is_process = matches!(
         activity.provider,

@@ -7,7 +7,7 @@ use squall_core::config::FixedEnv;
 use squall_core::doc::{Document, Format};
 use squall_core::validate::{Inputs, validate};
 
-use crate::registry::Registry;
+use crate::registry::for_tests;
 
 fn validated(text: &str) -> Validated {
     let doc = Document::parse(text, Format::Yaml).unwrap();
@@ -16,7 +16,7 @@ fn validated(text: &str) -> Validated {
         programs: vec!["true".into(), "false".into()],
     };
     let inputs = Inputs {
-        catalog: &Registry,
+        catalog: for_tests(),
         env: &env,
         config_overrides: Map::new(),
         secret_overrides: Map::new(),
@@ -35,6 +35,7 @@ fn opts(dir: &std::path::Path) -> RunOptions {
         dry: None,
         child_env: Vec::new(),
         services: Arc::default(),
+        registry: for_tests(),
     }
 }
 

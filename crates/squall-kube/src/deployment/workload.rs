@@ -384,7 +384,7 @@ pub(crate) async fn wait<K: Workload>(
     fully: bool,
     raise: bool,
 ) -> ActivityResult {
-    let name = super::required(args, "name")?;
+    let name = crate::args::required_str(args, "name")?;
     let ns = str_or(args, "ns", "default")?;
     let labels = opt_str(args, "label_selector")?;
     let timeout = int_or(args, "timeout", 30)?;

@@ -26,6 +26,7 @@ pub const UNDO_RESTORE: UndoSpec = UndoSpec {
     doc: "Put back the whole spec a VirtualService had before squall's first fault in the run \
           (nothing to do if it already has it or is gone).",
     apply: apply_restore,
+    permissions: crate::permissions::VIRTUAL_SERVICES,
 };
 
 /// Which VirtualService: namespace, name and the API version to use.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, DeleteParams};
 use serde_json::{Map, Value, json};
+use squall_activity::describe::optional;
 use squall_activity::{ActivityCtx, ActivityError, ActivityResult, BoxFuture, Registered};
 use squall_core::catalog::{ActivitySpec, ArgSpec, ArgType, Kind};
 
@@ -22,31 +23,31 @@ use crate::args::{bool_or, opt_int};
 use crate::connect::kube;
 
 const ARGS: &[ArgSpec] = &[
-    ArgSpec {
-        name: "label_selector",
-        ty: ArgType::String,
-        default: Some("null"),
-        doc: "Label selector of the nodes; every node when not given.",
-    },
-    ArgSpec {
-        name: "all",
-        ty: ArgType::Boolean,
-        default: Some("false"),
-        doc: "Delete every selected node (upstream crashes on this; squall does what it says).",
-    },
-    ArgSpec {
-        name: "rand",
-        ty: ArgType::Boolean,
-        default: Some("false"),
-        doc: "Delete one selected node picked at random (count is then 1).",
-    },
+    optional(
+        "label_selector",
+        ArgType::String,
+        "null",
+        "Label selector of the nodes; every node when not given.",
+    ),
+    optional(
+        "all",
+        ArgType::Boolean,
+        "false",
+        "Delete every selected node (upstream crashes on this; squall does what it says).",
+    ),
+    optional(
+        "rand",
+        ArgType::Boolean,
+        "false",
+        "Delete one selected node picked at random (count is then 1).",
+    ),
     COUNT,
-    ArgSpec {
-        name: "grace_period_seconds",
-        ty: ArgType::Integer,
-        default: Some("null"),
-        doc: "The deletion's grace period in seconds; the server's default when null.",
-    },
+    optional(
+        "grace_period_seconds",
+        ArgType::Integer,
+        "null",
+        "The deletion's grace period in seconds; the server's default when null.",
+    ),
     POD_LABEL_SELECTOR,
     POD_NAMESPACE,
     SEED,
@@ -67,6 +68,7 @@ pub const DELETE_NODES: Registered = Registered {
         mutating: true,
     },
     run: delete_nodes,
+    permissions: crate::permissions::DELETE_NODES,
 };
 
 /// Which of the selected nodes go, following upstream's precedence.

@@ -15,6 +15,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ListParams};
 use serde_json::{Map, Value, json};
+use squall_activity::describe::optional;
 use squall_activity::{ActivityCtx, ActivityError, ActivityResult, BoxFuture, Registered};
 use squall_core::catalog::{ActivitySpec, ArgSpec, ArgType, Kind};
 
@@ -25,36 +26,27 @@ use crate::api_error;
 use crate::args::{bool_or, int_or, opt_int};
 use crate::connect::kube;
 
-const fn arg(name: &'static str, ty: ArgType, default: &'static str, doc: &'static str) -> ArgSpec {
-    ArgSpec {
-        name,
-        ty,
-        default: Some(default),
-        doc,
-    }
-}
-
 /// The node-picking arguments `drain_nodes` and `delete_nodes` share.
-pub(super) const COUNT: ArgSpec = arg(
+pub(super) const COUNT: ArgSpec = optional(
     "count",
     ArgType::Integer,
     "null",
     "Pick this many of the selected nodes at random (never the same node twice); the output then is \
      {\"nodes\": [...], \"seed\": N}.",
 );
-pub(super) const POD_LABEL_SELECTOR: ArgSpec = arg(
+pub(super) const POD_LABEL_SELECTOR: ArgSpec = optional(
     "pod_label_selector",
     ArgType::String,
     "null",
     "Keep only nodes running a pod with these labels (in pod_namespace if given, else anywhere).",
 );
-pub(super) const POD_NAMESPACE: ArgSpec = arg(
+pub(super) const POD_NAMESPACE: ArgSpec = optional(
     "pod_namespace",
     ArgType::String,
     "null",
     "Keep only nodes running a pod in this namespace (matching pod_label_selector if given).",
 );
-pub(super) const SEED: ArgSpec = arg(
+pub(super) const SEED: ArgSpec = optional(
     "seed",
     ArgType::Integer,
     "null",
@@ -62,20 +54,20 @@ pub(super) const SEED: ArgSpec = arg(
 );
 
 const ARGS: &[ArgSpec] = &[
-    arg("name", ArgType::String, "null", "The node's name."),
-    arg(
+    optional("name", ArgType::String, "null", "The node's name."),
+    optional(
         "label_selector",
         ArgType::String,
         "null",
         "Label selector of the nodes. With neither name nor label_selector every node is selected, as upstream.",
     ),
-    arg(
+    optional(
         "delete_pods_with_local_storage",
         ArgType::Boolean,
         "false",
         "Also evict pods with emptyDir volumes (their data is lost); without it such a pod stops the drain of its node, as kubectl does.",
     ),
-    arg(
+    optional(
         "timeout",
         ArgType::Integer,
         "120",
@@ -103,6 +95,7 @@ pub const DRAIN_NODES: Registered = Registered {
         mutating: true,
     },
     run: drain_nodes,
+    permissions: crate::permissions::DRAIN,
 };
 
 struct DrainArgs {

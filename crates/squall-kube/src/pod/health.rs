@@ -7,8 +7,9 @@
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
+use squall_activity::describe::{optional, required};
 use squall_activity::{ActivityCtx, ActivityResult, BoxFuture, Registered};
-use squall_core::catalog::{ArgSpec, ArgType};
+use squall_core::catalog::ArgType;
 
 use super::{NS, SELECTOR, list_pods, phase, phase_of, probe, verdict};
 use crate::args::{bool_or, int_or, opt_str, str_or};
@@ -20,15 +21,16 @@ pub const ALL_PODS_HEALTHY: Registered = Registered {
          readiness is not looked at, and an empty namespace is healthy), as upstream.",
         &[
             NS,
-            ArgSpec {
-                name: "raise_on_any_unhealthy",
-                ty: ArgType::Boolean,
-                default: Some("true"),
-                doc: "Fail with `the system is unhealthy` (rather than return false) when a pod is unhealthy.",
-            },
+            optional(
+                "raise_on_any_unhealthy",
+                ArgType::Boolean,
+                "true",
+                "Fail with `the system is unhealthy` (rather than return false) when a pod is unhealthy.",
+            ),
         ],
     ),
     run: all_pods_healthy,
+    permissions: crate::permissions::LIST_PODS,
 };
 
 pub const POD_IS_NOT_AVAILABLE: Registered = Registered {
@@ -36,28 +38,28 @@ pub const POD_IS_NOT_AVAILABLE: Registered = Registered {
         "pod_is_not_available",
         "True unless a pod matching the selector is Running.",
         &[
-            ArgSpec {
-                name: "name",
-                ty: ArgType::String,
-                default: None,
-                doc: "The name put in place of `{name}` in the selector, and shown in the message.",
-            },
+            required(
+                "name",
+                ArgType::String,
+                "The name put in place of `{name}` in the selector, and shown in the message.",
+            ),
             NS,
-            ArgSpec {
-                name: "label_selector",
-                ty: ArgType::String,
-                default: Some("\"name in ({name})\""),
-                doc: "Label selector of the pods; `{name}` is replaced by the name.",
-            },
-            ArgSpec {
-                name: "raise_on_is_available",
-                ty: ArgType::Boolean,
-                default: Some("true"),
-                doc: "Fail (rather than return false) when a matching pod is running.",
-            },
+            optional(
+                "label_selector",
+                ArgType::String,
+                "\"name in ({name})\"",
+                "Label selector of the pods; `{name}` is replaced by the name.",
+            ),
+            optional(
+                "raise_on_is_available",
+                ArgType::Boolean,
+                "true",
+                "Fail (rather than return false) when a matching pod is running.",
+            ),
         ],
     ),
     run: pod_is_not_available,
+    permissions: crate::permissions::LIST_PODS,
 };
 
 pub const COUNT_MIN_PODS: Registered = Registered {
@@ -67,16 +69,17 @@ pub const COUNT_MIN_PODS: Registered = Registered {
         &[
             SELECTOR,
             phase(Some("\"Running\""), "The phase the counted pods are in."),
-            ArgSpec {
-                name: "min_count",
-                ty: ArgType::Integer,
-                default: Some("2"),
-                doc: "The smallest acceptable count.",
-            },
+            optional(
+                "min_count",
+                ArgType::Integer,
+                "2",
+                "The smallest acceptable count.",
+            ),
             NS,
         ],
     ),
     run: count_min_pods,
+    permissions: crate::permissions::LIST_PODS,
 };
 
 /// `all_pods_healthy` (also behind `chaosk8s.probes.all_microservices_healthy`).

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, LogParams};
 use serde_json::{Map, Value};
+use squall_activity::describe::optional;
 use squall_activity::{ActivityCtx, ActivityError, ActivityResult, BoxFuture, Registered};
 use squall_core::catalog::{ArgSpec, ArgType};
 
@@ -17,43 +18,34 @@ use crate::api_error;
 use crate::args::{bool_or, opt_str, str_or};
 use crate::connect::kube;
 
-const fn opt(name: &'static str, ty: ArgType, default: &'static str, doc: &'static str) -> ArgSpec {
-    ArgSpec {
-        name,
-        ty,
-        default: Some(default),
-        doc,
-    }
-}
-
 const ARGS: &[ArgSpec] = &[
-    opt(
+    optional(
         "name",
         ArgType::String,
         "null",
         "Put in place of `{name}` in the label selector. Without a name, a selector that still holds `{name}` \
          selects every pod of the namespace.",
     ),
-    opt(
+    optional(
         "last",
         ArgType::String,
         "null",
         "Only the last part of the logs: a duration such as `60s`, `5m`, `10 minutes` or `1 hour 30 minutes`.",
     ),
     NS,
-    opt(
+    optional(
         "from_previous",
         ArgType::Boolean,
         "false",
         "Read the previous (restarted) container's logs.",
     ),
-    opt(
+    optional(
         "label_selector",
         ArgType::String,
         "\"name in ({name})\"",
         "Label selector of the pods; `{name}` is replaced by the name. Null or empty: every pod of the namespace.",
     ),
-    opt(
+    optional(
         "container_name",
         ArgType::String,
         "null",
@@ -64,6 +56,7 @@ const ARGS: &[ArgSpec] = &[
 pub const READ_POD_LOGS: Registered = Registered {
     spec: read_logs_spec("read_pod_logs"),
     run: read_pod_logs,
+    permissions: crate::permissions::READ_LOGS,
 };
 
 /// The descriptor, shared with the deprecated alias.

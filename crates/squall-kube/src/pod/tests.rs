@@ -280,7 +280,7 @@ async fn api_errors_fail_the_activity() {
 
 #[test]
 fn every_argument_is_documented_and_defaults_parse() {
-    for r in crate::ACTIVITIES {
+    for r in crate::PROVIDER.activities {
         assert!(!r.spec.doc.is_empty());
         for a in r.spec.args {
             assert!(!a.doc.is_empty(), "{}: {}", r.spec.func, a.name);

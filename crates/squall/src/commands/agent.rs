@@ -10,15 +10,15 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
+use squall_dataplane::activity::{
+    flush_undo, node_config, node_runner, restore_summary, restore_verified, target,
+};
 use squall_dataplane::flush::{FlushMode, apply_flush, prepare_flush, save_after};
 use squall_dataplane::inspect::{ProxyMode, inspect_node, parse_dump, stale_from_json};
 use squall_dataplane::restore::{diff_live, restore_from_file};
 use squall_dataplane::snapshot::{Snapshot, take_snapshot};
 use squall_engine::ledger::Ledger;
 use squall_engine::log::Logger;
-use squall_engine::providers::dataplane::{
-    flush_undo, node_config, node_runner, restore_summary, restore_verified, target,
-};
 
 use crate::cli::{AgentCommand, DataplaneArgs, DataplaneCommand, FlushArgs};
 use crate::exit::{FAILED, INVALID, OK};
@@ -243,7 +243,7 @@ async fn restore(netns: Option<&str>, from: &Path, log: &Logger) -> Outcome {
 /// Applies a node ledger's pending undos; a missing ledger means the flush
 /// never began. The undos carry their own namespace, so `--netns` is moot.
 async fn recover(ledger: &Path, log: &Logger) -> Outcome {
-    match squall_engine::recover::recover(ledger, log).await {
+    match squall_engine::recover::recover(ledger, crate::providers::registry(), log).await {
         Ok(report) if report.failed.is_empty() => {
             log.info(&format!(
                 "Recovered: {} undo(s) applied and verified by a diff",

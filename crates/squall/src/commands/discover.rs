@@ -9,13 +9,13 @@ use crate::cli::DiscoverArgs;
 use crate::exit::{FAILED, INVALID, OK};
 
 pub fn discover(args: &DiscoverArgs, log: &Logger) -> u8 {
-    let specs = match select(&args.packages) {
+    let specs = match select(crate::providers::registry(), &args.packages) {
         Ok(s) => s,
         Err(unknown) => {
             log.error(&format!(
                 "Package {} not found; squall has: {}",
                 unknown.join(", "),
-                packages().join(", ")
+                packages(crate::providers::registry()).join(", ")
             ));
             return INVALID;
         }

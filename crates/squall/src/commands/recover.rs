@@ -7,7 +7,7 @@ use crate::cli::RecoverArgs;
 use crate::exit::{FAILED, OK};
 
 pub async fn recover(args: &RecoverArgs, log: &Logger) -> u8 {
-    match apply(&args.ledger, log).await {
+    match apply(&args.ledger, crate::providers::registry(), log).await {
         Ok(report) if report.failed.is_empty() => {
             if !report.applied.is_empty() {
                 log.info(&format!(

@@ -111,6 +111,7 @@ fn prepare(
         dry: args.dry.map(dry_of),
         child_env: vars.env.overlay(),
         services: Arc::default(),
+        registry: crate::providers::registry(),
     };
     Ok((validated, opts))
 }
@@ -150,7 +151,7 @@ fn uses_kubernetes(v: &Validated) -> bool {
             } => {
                 KUBERNETES_MODULES.iter().any(|m| module.starts_with(m))
                     || (module.starts_with("squall.dataplane.")
-                        && squall_kube::dataplane::on_cluster_nodes(arguments))
+                        && squall_dataplane::activity::on_cluster_nodes(arguments))
             }
             _ => false,
         })
@@ -179,6 +180,7 @@ async fn connect(
     log.info(&format!("Using Kubernetes {}", kube.origin()));
     let mut services = Services::default();
     services.insert(Arc::new(kube));
+    services.insert(Arc::new(squall_kube::dataplane::cluster_nodes()));
     Ok(Arc::new(services))
 }
 

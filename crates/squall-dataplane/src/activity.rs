@@ -5,83 +5,103 @@
 //! snapshot, so "recovered" means the live rules equal what was there.
 //!
 //! Given a node selection (`node`, `label_selector`, `count`, `all_nodes`)
-//! the same functions act on cluster nodes instead, through helper pods
-//! (`squall_kube::dataplane`).
+//! the same functions act on cluster nodes instead, through helper pods:
+//! that path needs the Kubernetes API, so the Kubernetes provider supplies
+//! it as a [`ClusterNodes`] service (`squall_kube::dataplane`), and this
+//! crate never depends on kube-rs.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
+use squall_activity::describe::{core, group, optional};
 use squall_activity::{
-    ActivityCtx, ActivityError, ActivityResult, BoxFuture, Registered, Undo, UndoSpec,
+    ActivityCtx, ActivityError, ActivityResult, BoxFuture, Permission, Registered, RunFn, Undo,
+    UndoSpec,
 };
 use squall_core::catalog::{ActivitySpec, ArgSpec, ArgType, Kind};
-use squall_dataplane::flush::{
-    FlushMode, UndoRecord, apply_flush, flush_plan, prepare_flush, save_after,
-};
-use squall_dataplane::inspect::{inspect_node, stale_from_json};
-use squall_dataplane::restore::{diff_live, restore_from_undo};
-use squall_dataplane::runner::{CommandRunner, PrefixRunner, TokioRunner};
-use squall_dataplane::snapshot::{IptablesConfig, detect_kube_backend, take_snapshot};
-use squall_kube::dataplane;
+
+use crate::flush::{FlushMode, UndoRecord, apply_flush, flush_plan, prepare_flush, save_after};
+use crate::inspect::{inspect_node, stale_from_json};
+use crate::restore::{diff_live, restore_from_undo};
+use crate::runner::{CommandRunner, PrefixRunner, TokioRunner};
+use crate::snapshot::{IptablesConfig, detect_kube_backend, take_snapshot};
 
 const UNDO_KIND: &str = "squall.dataplane.restore_rules";
 
-const NETNS: ArgSpec = ArgSpec {
-    name: "netns",
-    ty: ArgType::String,
-    default: Some("null"),
-    doc: "Run inside this network namespace (`ip netns exec`) instead of the current one.",
-};
+const GET_LIST: &[&str] = &["get", "list"];
+/// The cluster path's helper pods: pick nodes, create the pod, follow it
+/// and its log, delete it. (On the local node no API is used.)
+pub const HELPER_PODS: &[Permission] = &[
+    core("nodes", GET_LIST),
+    core("pods", &["create", "get", "delete"]),
+    core("pods/log", &["get"]),
+];
+/// Stale rules across nodes: helper pods, plus what the rules are compared
+/// with.
+pub const STALE_ON_NODES: &[Permission] = &[
+    core("nodes", GET_LIST),
+    core("pods", &["create", "get", "delete"]),
+    core("pods/log", &["get"]),
+    core("services", &["list"]),
+    group("discovery.k8s.io", "endpointslices", &["list"]),
+];
 
-const NODE: ArgSpec = ArgSpec {
-    name: "node",
-    ty: ArgType::String,
-    default: Some("null"),
-    doc: "Act on this cluster node, through a helper pod, instead of the node squall runs on.",
-};
-const LABEL_SELECTOR: ArgSpec = ArgSpec {
-    name: "label_selector",
-    ty: ArgType::String,
-    default: Some("null"),
-    doc: "Act on the cluster nodes with these labels (e.g. `pool=blue`), through helper pods.",
-};
-const COUNT: ArgSpec = ArgSpec {
-    name: "count",
-    ty: ArgType::Integer,
-    default: Some("null"),
-    doc: "Of the selected cluster nodes (every node when neither `node` nor `label_selector` is given), pick this many at random.",
-};
-const SEED: ArgSpec = ArgSpec {
-    name: "seed",
-    ty: ArgType::Integer,
-    default: Some("null"),
-    doc: "Seed of the random pick: pass the seed a pick reported to replay it.",
-};
-const IMAGE: ArgSpec = ArgSpec {
-    name: "image",
-    ty: ArgType::String,
-    default: Some("null"),
-    doc: "squall's container image for the helper pods [default: configuration `squall_agent_image`].",
-};
-const AGENT_NAMESPACE: ArgSpec = ArgSpec {
-    name: "agent_namespace",
-    ty: ArgType::String,
-    default: Some("\"kube-system\""),
-    doc: "Namespace of the helper pods (host network and NET_ADMIN must be allowed there).",
-};
-const TIMEOUT_SECS: ArgSpec = ArgSpec {
-    name: "timeout_secs",
-    ty: ArgType::Integer,
-    default: Some("120"),
-    doc: "How long to wait for a helper pod to start and finish its work.",
-};
-const ALL_NODES: ArgSpec = ArgSpec {
-    name: "all_nodes",
-    ty: ArgType::Boolean,
-    default: Some("false"),
-    doc: "Every cluster node (restore: every node this cluster has a pending flush on).",
-};
+const NETNS: ArgSpec = optional(
+    "netns",
+    ArgType::String,
+    "null",
+    "Run inside this network namespace (`ip netns exec`) instead of the current one.",
+);
+
+const NODE: ArgSpec = optional(
+    "node",
+    ArgType::String,
+    "null",
+    "Act on this cluster node, through a helper pod, instead of the node squall runs on.",
+);
+const LABEL_SELECTOR: ArgSpec = optional(
+    "label_selector",
+    ArgType::String,
+    "null",
+    "Act on the cluster nodes with these labels (e.g. `pool=blue`), through helper pods.",
+);
+const COUNT: ArgSpec = optional(
+    "count",
+    ArgType::Integer,
+    "null",
+    "Of the selected cluster nodes (every node when neither `node` nor `label_selector` is given), pick this many at random.",
+);
+const SEED: ArgSpec = optional(
+    "seed",
+    ArgType::Integer,
+    "null",
+    "Seed of the random pick: pass the seed a pick reported to replay it.",
+);
+const IMAGE: ArgSpec = optional(
+    "image",
+    ArgType::String,
+    "null",
+    "squall's container image for the helper pods [default: configuration `squall_agent_image`].",
+);
+const AGENT_NAMESPACE: ArgSpec = optional(
+    "agent_namespace",
+    ArgType::String,
+    "\"kube-system\"",
+    "Namespace of the helper pods (host network and NET_ADMIN must be allowed there).",
+);
+const TIMEOUT_SECS: ArgSpec = optional(
+    "timeout_secs",
+    ArgType::Integer,
+    "120",
+    "How long to wait for a helper pod to start and finish its work.",
+);
+const ALL_NODES: ArgSpec = optional(
+    "all_nodes",
+    ArgType::Boolean,
+    "false",
+    "Every cluster node (restore: every node this cluster has a pending flush on).",
+);
 
 pub const FLUSH_RULES: Registered = Registered {
     spec: ActivitySpec {
@@ -93,12 +113,12 @@ pub const FLUSH_RULES: Registered = Registered {
               KUBE-PROXY-CANARY chains so kube-proxy resyncs) or `nft-services` (empty the nftables \
               services chain). The rules are snapshotted and the undo recorded first.",
         args: &[
-            ArgSpec {
-                name: "mode",
-                ty: ArgType::String,
-                default: Some("\"nat\""),
-                doc: "nat, kube-chains, canary or nft-services.",
-            },
+            optional(
+                "mode",
+                ArgType::String,
+                "\"nat\"",
+                "nat, kube-chains, canary or nft-services.",
+            ),
             NETNS,
             NODE,
             LABEL_SELECTOR,
@@ -107,18 +127,19 @@ pub const FLUSH_RULES: Registered = Registered {
             IMAGE,
             AGENT_NAMESPACE,
             TIMEOUT_SECS,
-            ArgSpec {
-                name: "ttl_secs",
-                ty: ArgType::Integer,
-                default: Some("300"),
-                doc: "Cluster nodes: the helper pod restores the rules by itself after this long, \
+            optional(
+                "ttl_secs",
+                ArgType::Integer,
+                "300",
+                "Cluster nodes: the helper pod restores the rules by itself after this long, \
                       even if squall is gone (a rollback restores them sooner).",
-            },
+            ),
         ],
         returns: "mapping",
         mutating: true,
     },
     run: flush_rules,
+    permissions: HELPER_PODS,
 };
 
 pub const RESTORE_RULES: Registered = Registered {
@@ -133,6 +154,7 @@ pub const RESTORE_RULES: Registered = Registered {
         mutating: false,
     },
     run: restore_rules,
+    permissions: HELPER_PODS,
 };
 
 pub const STALE_RULES: Registered = Registered {
@@ -145,33 +167,33 @@ pub const STALE_RULES: Registered = Registered {
               that is not ready or gone, and every ready endpoint missing from the rules. Returns \
               {clean, findings: [...]} (cluster nodes: each finding names its node).",
         args: &[
-            ArgSpec {
-                name: "endpoints_file",
-                ty: ArgType::String,
-                default: Some("null"),
-                doc: "This node: a discovery.k8s.io/v1 EndpointSliceList as JSON (`kubectl get endpointslices -A -o json`). \
+            optional(
+                "endpoints_file",
+                ArgType::String,
+                "null",
+                "This node: a discovery.k8s.io/v1 EndpointSliceList as JSON (`kubectl get endpointslices -A -o json`). \
                       Cluster nodes read them from the API.",
-            },
-            ArgSpec {
-                name: "services_file",
-                ty: ArgType::String,
-                default: Some("null"),
-                doc: "A ServiceList as JSON, to name IPVS virtual servers.",
-            },
+            ),
+            optional(
+                "services_file",
+                ArgType::String,
+                "null",
+                "A ServiceList as JSON, to name IPVS virtual servers.",
+            ),
             NETNS,
-            ArgSpec {
-                name: "service",
-                ty: ArgType::String,
-                default: Some("null"),
-                doc: "Cluster nodes: only report this Service (in `namespace`). With it and no other node \
+            optional(
+                "service",
+                ArgType::String,
+                "null",
+                "Cluster nodes: only report this Service (in `namespace`). With it and no other node \
                       selection, every node is checked.",
-            },
-            ArgSpec {
-                name: "namespace",
-                ty: ArgType::String,
-                default: Some("\"default\""),
-                doc: "The namespace of `service`.",
-            },
+            ),
+            optional(
+                "namespace",
+                ArgType::String,
+                "\"default\"",
+                "The namespace of `service`.",
+            ),
             NODE,
             LABEL_SELECTOR,
             ALL_NODES,
@@ -183,13 +205,45 @@ pub const STALE_RULES: Registered = Registered {
         mutating: false,
     },
     run: stale_rules,
+    permissions: STALE_ON_NODES,
 };
 
 pub const UNDO_RESTORE_RULES: UndoSpec = UndoSpec {
     kind: UNDO_KIND,
     doc: "Restore kube-proxy's rules from the snapshot a flush took, and check the diff is clean.",
     apply: apply_restore,
+    permissions: &[],
 };
+
+/// The cluster-node half of `squall.dataplane.*` (helper pods), which the
+/// Kubernetes provider supplies through the run's services when squall is
+/// connected to a cluster.
+pub struct ClusterNodes {
+    pub flush: fn(Arc<ActivityCtx>, Map<String, Value>, FlushMode) -> BoxFuture<ActivityResult>,
+    pub restore: RunFn,
+    pub stale: RunFn,
+}
+
+/// Whether an activity's arguments ask for cluster nodes rather than the
+/// local node: a node name, a node label selector, a random count, every
+/// node, or (stale_rules) a Service to check on every node.
+pub fn on_cluster_nodes(args: &Map<String, Value>) -> bool {
+    ["node", "label_selector", "count", "service"]
+        .iter()
+        .any(|k| {
+            args.get(*k)
+                .is_some_and(|v| !v.is_null() && *v != json!(""))
+        })
+        || args.get("all_nodes") == Some(&json!(true))
+}
+
+fn cluster_nodes(ctx: &ActivityCtx) -> Result<Arc<ClusterNodes>, ActivityError> {
+    ctx.services.get::<ClusterNodes>().ok_or_else(|| {
+        ActivityError::failed(
+            "this activity names cluster nodes, but squall is not connected to a cluster",
+        )
+    })
+}
 
 /// The command runner for this node, or for a network namespace on it.
 pub fn node_runner(netns: Option<&str>) -> Arc<dyn CommandRunner> {
@@ -306,8 +360,9 @@ fn flush_rules(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<Act
             .unwrap_or("nat")
             .parse::<FlushMode>()
             .map_err(|e| ActivityError::failed(e.to_string()))?;
-        if dataplane::on_cluster_nodes(&args) {
-            return dataplane::flush_on_nodes(ctx, args, mode).await;
+        if on_cluster_nodes(&args) {
+            let cluster = cluster_nodes(&ctx)?;
+            return (cluster.flush)(ctx, args, mode).await;
         }
         let netns = netns_arg(&args);
         let runner = node_runner(netns.as_deref());
@@ -372,8 +427,9 @@ async fn plan_flush(
 
 fn restore_rules(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<ActivityResult> {
     Box::pin(async move {
-        if dataplane::on_cluster_nodes(&args) {
-            return dataplane::restore_on_nodes(ctx, args).await;
+        if on_cluster_nodes(&args) {
+            let cluster = cluster_nodes(&ctx)?;
+            return (cluster.restore)(ctx, args).await;
         }
         let netns = netns_arg(&args);
         let pending = ctx.pending_for(&target(netns.as_deref()))?;
@@ -402,8 +458,9 @@ fn apply_restore(data: Value) -> BoxFuture<Result<(), String>> {
 
 fn stale_rules(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<ActivityResult> {
     Box::pin(async move {
-        if dataplane::on_cluster_nodes(&args) {
-            return dataplane::stale_on_nodes(ctx, args).await;
+        if on_cluster_nodes(&args) {
+            let cluster = cluster_nodes(&ctx)?;
+            return (cluster.stale)(ctx, args).await;
         }
         let read = |key: &str| -> Result<Option<String>, ActivityError> {
             match args.get(key).and_then(Value::as_str) {
@@ -430,4 +487,25 @@ fn stale_rules(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<Act
             .map_err(|e| ActivityError::failed(e.to_string()))?;
         Ok(json!({"clean": report.is_clean(), "mode": inspection.mode, "report": report}))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_mode_is_chosen_by_node_arguments() {
+        let a = |v: Value| v.as_object().cloned().unwrap();
+        assert!(!on_cluster_nodes(&a(
+            json!({"mode": "nat", "netns": "x", "node": null})
+        )));
+        assert!(on_cluster_nodes(&a(json!({"node": "node-1"}))));
+        assert!(on_cluster_nodes(&a(json!({"label_selector": "pool=a"}))));
+        assert!(on_cluster_nodes(&a(json!({"count": 1}))));
+        assert!(on_cluster_nodes(&a(json!({"all_nodes": true}))));
+        assert!(on_cluster_nodes(&a(json!({"service": "web"}))));
+        assert!(!on_cluster_nodes(&a(
+            json!({"all_nodes": false, "label_selector": ""})
+        )));
+    }
 }

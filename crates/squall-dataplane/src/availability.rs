@@ -28,10 +28,11 @@ use futures::future::{Either, ready};
 use futures::stream::FuturesOrdered;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value, json};
+use squall_activity::describe::{optional, required};
 use squall_activity::{
     ActivityCtx, ActivityError, ActivityResult, BoxFuture, Registered, RunEvents,
 };
-use squall_core::catalog::{ActivitySpec, ArgSpec, ArgType, Kind};
+use squall_core::catalog::{ActivitySpec, ArgType, Kind};
 use squall_core::journal::timestamp;
 use squall_core::subst::py_str;
 use tokio::time::{Instant, sleep_until, timeout_at};
@@ -50,56 +51,51 @@ pub const AVAILABILITY: Registered = Registered {
               failure_reasons {kind: {count, first}}, truncated}. An outage runs from the due \
               time of its first failed sample to the due time of the next successful one.",
         args: &[
-            ArgSpec {
-                name: "url",
-                ty: ArgType::String,
-                default: None,
-                doc: "The http:// or https:// URL to GET.",
-            },
-            ArgSpec {
-                name: "headers",
-                ty: ArgType::Mapping,
-                default: Some("{}"),
-                doc: "Request headers.",
-            },
-            ArgSpec {
-                name: "interval_ms",
-                ty: ArgType::Integer,
-                default: Some("100"),
-                doc: "Milliseconds between the due times of two requests (10 to 3600000).",
-            },
-            ArgSpec {
-                name: "timeout_ms",
-                ty: ArgType::Integer,
-                default: Some("1000"),
-                doc: "A request with no acceptable answer this many milliseconds after its due \
+            required(
+                "url",
+                ArgType::String,
+                "The http:// or https:// URL to GET.",
+            ),
+            optional("headers", ArgType::Mapping, "{}", "Request headers."),
+            optional(
+                "interval_ms",
+                ArgType::Integer,
+                "100",
+                "Milliseconds between the due times of two requests (10 to 3600000).",
+            ),
+            optional(
+                "timeout_ms",
+                ArgType::Integer,
+                "1000",
+                "A request with no acceptable answer this many milliseconds after its due \
                       time is a failure. timeout_ms / interval_ms may be at most 99.",
-            },
-            ArgSpec {
-                name: "duration_secs",
-                ty: ArgType::Number,
-                default: Some("null"),
-                doc: "How long to monitor; null: until the method ends (at least one request).",
-            },
-            ArgSpec {
-                name: "expect_status",
-                ty: ArgType::List,
-                default: Some("[\"200-399\"]"),
-                doc: "Statuses that count as available: integers (503), inclusive ranges as \
+            ),
+            optional(
+                "duration_secs",
+                ArgType::Number,
+                "null",
+                "How long to monitor; null: until the method ends (at least one request).",
+            ),
+            optional(
+                "expect_status",
+                ArgType::List,
+                "[\"200-399\"]",
+                "Statuses that count as available: integers (503), inclusive ranges as \
                       strings (\"200-399\") or classes (\"2xx\"). The default accepts any final \
                       status below 400. Redirects are not followed.",
-            },
-            ArgSpec {
-                name: "verify_tls",
-                ty: ArgType::Boolean,
-                default: Some("true"),
-                doc: "Whether to verify the server's TLS certificate.",
-            },
+            ),
+            optional(
+                "verify_tls",
+                ArgType::Boolean,
+                "true",
+                "Whether to verify the server's TLS certificate.",
+            ),
         ],
         returns: "mapping",
         mutating: false,
     },
     run: availability,
+    permissions: &[],
 };
 
 /// Settings that would keep more requests than this in flight are refused:

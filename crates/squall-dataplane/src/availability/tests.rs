@@ -7,7 +7,9 @@ use std::sync::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::providers::test_ctx as ctx;
+fn ctx(_dir: &std::path::Path) -> Arc<ActivityCtx> {
+    squall_activity::testkit::ctx()
+}
 
 fn args(v: Value) -> Map<String, Value> {
     v.as_object().unwrap().clone()

@@ -77,33 +77,27 @@ pub struct SquallInfo {
 
 /// Formats a time as upstream does: UTC with an offset and microseconds,
 /// the microseconds dropped when zero (`2026-11-23T13:44:42.111829+00:00`).
+/// A time outside years -9999..=9999 is clamped to that range.
 pub fn timestamp(unix_micros: i64) -> String {
-    let secs = unix_micros.div_euclid(1_000_000);
-    let micros = unix_micros.rem_euclid(1_000_000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    let (hh, mm, ss) = (rem / 3600, (rem % 3600) / 60, rem % 60);
-    let frac = if micros == 0 {
-        String::new()
+    let t = jiff::Timestamp::from_microsecond(unix_micros).unwrap_or(if unix_micros < 0 {
+        jiff::Timestamp::MIN
     } else {
-        format!(".{micros:06}")
+        jiff::Timestamp::MAX
+    });
+    let fmt = if t.subsec_microsecond() == 0 {
+        "%Y-%m-%dT%H:%M:%S+00:00"
+    } else {
+        "%Y-%m-%dT%H:%M:%S.%6f+00:00"
     };
-    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}{frac}+00:00")
+    t.strftime(fmt).to_string()
 }
 
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
-/// (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+/// Formats Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`, as Kubernetes writes
+/// times (clamped like [`timestamp`]).
+pub fn rfc3339_secs(unix_secs: u64) -> String {
+    let secs = i64::try_from(unix_secs).unwrap_or(i64::MAX);
+    let t = jiff::Timestamp::from_second(secs).unwrap_or(jiff::Timestamp::MAX);
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 #[cfg(test)]
@@ -111,7 +105,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn rfc3339_matches_known_instants() {
+        assert_eq!(rfc3339_secs(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_secs(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339_secs(1_795_430_063), "2026-11-23T10:34:23Z");
+        assert!(rfc3339_secs(u64::MAX).starts_with("9999-12-30T"));
+    }
+
+    #[test]
     fn timestamps_match_upstream_format() {
+        // Out of range clamps instead of failing.
+        assert!(timestamp(i64::MAX).starts_with("9999-12-30T"));
+        assert!(timestamp(i64::MIN).starts_with("-9999-01-02T"));
         assert_eq!(timestamp(0), "1970-01-01T00:00:00+00:00");
         assert_eq!(
             timestamp(1_795_441_482_111_829),

@@ -312,7 +312,7 @@ pub async fn take_snapshot<R: CommandRunner + ?Sized>(
     };
     Ok(Snapshot {
         format: SNAPSHOT_FORMAT,
-        taken_at: rfc3339(now.as_secs()),
+        taken_at: squall_core::journal::rfc3339_secs(now.as_secs()),
         taken_at_unix_ms: u64::try_from(now.as_millis()).unwrap_or(u64::MAX),
         backend,
         iptables_version,
@@ -370,27 +370,6 @@ impl Drop for XtablesLock {
     }
 }
 
-/// Format Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (proleptic Gregorian, UTC).
-pub fn rfc3339(unix_secs: u64) -> String {
-    let days = i64::try_from(unix_secs / 86_400).unwrap_or(0);
-    let rem = unix_secs % 86_400;
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
 
 #[cfg(test)]
 mod tests {
@@ -410,13 +389,6 @@ mod tests {
         assert_eq!(parse_backend("iptables v1.6.1"), Some(Backend::Legacy));
         assert_eq!(parse_backend("iptables v1.9 (weird)"), None);
         assert_eq!(parse_backend(""), None);
-    }
-
-    #[test]
-    fn rfc3339_matches_known_instants() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_795_430_063), "2026-11-23T10:34:23Z");
     }
 
     fn scripted() -> FakeRunner {

@@ -220,25 +220,8 @@ fn span(from: &str, to: &str) -> String {
 
 /// `YYYY-MM-DDTHH:MM:SS[.frac]Z` (what the store writes) to a time.
 fn parse_time(s: &str) -> Option<SystemTime> {
-    let b = s.as_bytes();
-    if b.len() < 20 || !s.ends_with('Z') || b[4] != b'-' || b[10] != b'T' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let days = days_from_civil(num(0..4)?, num(5..7)?, num(8..10)?);
-    let secs = days * 86_400 + num(11..13)? * 3600 + num(14..16)? * 60 + num(17..19)?;
-    Some(UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
-}
-
-/// Howard Hinnant's days-from-civil: (y, m, d) to days since 1970-01-01.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let t: jiff::Timestamp = s.parse().ok()?;
+    Some(UNIX_EPOCH + Duration::from_secs(u64::try_from(t.as_second()).ok()?))
 }
 
 /// The age of `then` at `now`, as the apiserver's `HumanDuration` prints it.

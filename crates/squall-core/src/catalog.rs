@@ -1,9 +1,10 @@
 //! Descriptions of the native activities squall offers (module, func, kind,
 //! typed arguments with defaults and docs), as plain data.
 //!
-//! The engine owns the one static list and pairs each description with its
-//! async function; the core only needs the descriptions to validate
-//! experiments, suggest the nearest name and produce `discovery.json`.
+//! Each provider pairs its descriptions with their async functions
+//! (`squall-activity`), and the engine's registry composes them; the core
+//! only needs the descriptions to validate experiments, suggest the nearest
+//! name and produce `discovery.json`.
 
 use serde_json::Value;
 

@@ -370,7 +370,6 @@ impl Drop for XtablesLock {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,8 @@ mod commands;
 mod exit;
 mod load;
 mod providers;
+#[cfg(test)]
+mod tidy;
 
 use std::process::ExitCode;
 use std::sync::Arc;

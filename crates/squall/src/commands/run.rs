@@ -6,7 +6,6 @@ use std::sync::Arc;
 use serde_json::Value;
 use squall_activity::Services;
 use squall_core::model::{Limits, Provider};
-use squall_core::status::RunStatus;
 use squall_core::validate::Validated;
 use squall_engine::ledger::default_path;
 use squall_engine::log::Logger;
@@ -17,7 +16,7 @@ use squall_kube::{ConnectOptions, Kube};
 
 use super::validate::report;
 use crate::cli::{DryArg, HypothesisArg, RollbackArg, RunArgs};
-use crate::exit::{FAILED, OK};
+use crate::exit::{self, FAILED};
 use crate::load::{load_vars, read_document, settings, validate_experiment};
 
 pub async fn run(args: &RunArgs, settings_path: Option<&std::path::Path>, log: Arc<Logger>) -> u8 {
@@ -38,8 +37,7 @@ pub async fn run(args: &RunArgs, settings_path: Option<&std::path::Path>, log: A
         opts.ledger_path.display().to_string(),
     );
     match runner::run(validated, opts, log.clone(), interrupts).await {
-        Ok(outcome) if outcome.verdict.status == RunStatus::Completed => OK,
-        Ok(_) => FAILED,
+        Ok(outcome) => exit::of_status(outcome.verdict.status),
         Err(e) => {
             log.critical(&e.to_string());
             FAILED
@@ -283,7 +281,7 @@ fn listen_for_signals(interrupts: Interrupts, log: Arc<Logger>, ledger: String) 
                 )),
                 _ => {
                     log.critical(&format!("Received a third signal ({name}): exiting now; run `squall recover --ledger {ledger}`"));
-                    std::process::exit(130);
+                    exit::abandon();
                 }
             }
         }

@@ -142,12 +142,75 @@ fn parse_json(text: &str) -> Result<Document, Diagnostic> {
         };
         Diagnostic::at(Path::root(), format!("invalid JSON: {err}")).with_location(Some(loc))
     })?;
+    // serde_json keeps the last of duplicate keys silently; YAML refuses
+    // them, and so does squall for JSON.
+    let mut de = serde_json::Deserializer::from_str(text);
+    if let Err(err) = de::Deserializer::deserialize_any(&mut de, UniqueKeys) {
+        let loc = Location {
+            line: err.line(),
+            column: err.column(),
+        };
+        return Err(
+            Diagnostic::at(Path::root(), format!("invalid JSON: {err}")).with_location(Some(loc))
+        );
+    }
     // JSON is YAML, so the YAML reader can recover positions; if it cannot
     // (exotic escapes), the document simply has no locations.
     let spans = serde_saphyr::from_str::<Spanned<Node>>(text)
         .map(|node| collect_spans(&node))
         .unwrap_or_default();
     Ok(Document { value, spans })
+}
+
+/// Walks a JSON document and fails on the first mapping that repeats a key.
+struct UniqueKeys;
+
+impl<'de> Visitor<'de> for UniqueKeys {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(UniqueKeys)?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(de::Error::custom(format!("duplicate key `{key}`")));
+            }
+            map.next_value_seed(UniqueKeys)?;
+        }
+        Ok(())
+    }
+}
+
+impl<'de> de::DeserializeSeed<'de> for UniqueKeys {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
 }
 
 fn parse_yaml(text: &str) -> Result<Document, Diagnostic> {
@@ -331,6 +394,21 @@ mod tests {
         assert_eq!(doc.value["c"], 1.5);
         assert!(doc.value["d"].is_null());
         assert_eq!(doc.value["e"], "7");
+    }
+
+    #[test]
+    fn json_refuses_duplicate_keys_as_yaml_does() {
+        let err = Document::parse(
+            "{\n  \"title\": \"a\",\n  \"title\": \"b\"\n}",
+            Format::Json,
+        )
+        .unwrap_err();
+        assert!(
+            err.message.contains("duplicate key `title`"),
+            "{}",
+            err.message
+        );
+        assert!(Document::parse(r#"{"a": [{"k": 1}, {"k": 2}]}"#, Format::Json).is_ok());
     }
 
     #[test]

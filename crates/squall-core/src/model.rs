@@ -67,6 +67,25 @@ pub struct Activity {
     pub via_ref: Option<String>,
 }
 
+/// The longest pause or timeout accepted: a year, far beyond any sensible
+/// experiment and far below what a timer can represent.
+pub const MAX_SECONDS: f64 = 31_536_000.0;
+
+/// The one rule for a pause, however its value arrived (written in the
+/// file, or through `${...}` from `configuration`, `--var` or a var
+/// file): a JSON number of seconds from 0 to [`MAX_SECONDS`]. Validation
+/// and the runner both use it, so a value is refused with the same words
+/// wherever it comes from.
+pub fn pause_seconds(which: &str, v: &Value) -> Result<f64, String> {
+    match v.as_f64() {
+        Some(f) if f.is_finite() && (0.0..=MAX_SECONDS).contains(&f) => Ok(f),
+        _ => Err(format!(
+            "activity {which} pause must be a number of seconds (0 to {MAX_SECONDS}), not {}",
+            crate::subst::py_str(v)
+        )),
+    }
+}
+
 /// Pauses around an activity: numbers of seconds or `${...}` strings that
 /// substitute to numbers.
 #[derive(Clone, Debug, Default)]

@@ -72,9 +72,25 @@ pub(crate) struct Ctx<'a> {
     env: &'a dyn Environment,
     /// Names `${...}` may refer to (configuration and secret keys).
     names: HashSet<String>,
+    /// The configuration as resolved before the run, so values that
+    /// arrive through `${...}` are checked like literals.
+    known: Map<String, Value>,
 }
 
 impl Ctx<'_> {
+    /// `v` substituted with the configuration known before the run, when
+    /// every name it uses is known then.
+    pub(crate) fn resolved(&self, v: &Value) -> Option<Value> {
+        let names = match v {
+            Value::String(s) => referenced_names(s),
+            _ => Vec::new(),
+        };
+        if names.is_empty() || !names.iter().all(|n| self.known.contains_key(n)) {
+            return None;
+        }
+        Some(crate::subst::substitute(v, &self.known))
+    }
+
     pub(crate) fn push(&mut self, path: &Path, message: impl Into<String>) {
         self.sink.push(path, message);
     }
@@ -107,6 +123,7 @@ pub fn validate(doc: &Document, inputs: &Inputs) -> Result<Validated, Vec<Diagno
         catalog: inputs.catalog,
         env: inputs.env,
         names: HashSet::new(),
+        known: Map::new(),
     };
     let Some(root) = doc.value.as_object() else {
         ctx.push(
@@ -129,6 +146,7 @@ pub fn validate(doc: &Document, inputs: &Inputs) -> Result<Validated, Vec<Diagno
         ctx.push(&Path::root().key("controls"), "controls are Chaos Toolkit Python plugins and squall does not run them; remove this key");
     }
     let (configuration, secrets) = resolve_inputs(&mut ctx, root, inputs);
+    ctx.known = configuration.clone();
     let parts = activities(&mut ctx, root);
     let runtime = runtime(&mut ctx, root.get("runtime"));
     let limits = limits(&mut ctx, root.get("squall"));
@@ -167,6 +185,7 @@ pub fn tolerance_probe(
         catalog,
         env,
         names: HashSet::new(),
+        known: Map::new(),
     };
     let map = v.as_object()?;
     activity::activity(&mut ctx, map, &Path::root(), Role::ToleranceProbe)

@@ -339,11 +339,50 @@ fn snapshot_path(ctx: &ActivityCtx) -> PathBuf {
     dir.join(format!("dataplane-{}-{n}.snapshot.json", ctx.run_id))
 }
 
+/// The kernel's identity of a network namespace (`net:[4026531840]`): a
+/// named one under `/run/netns`, or (`None`) the one this process runs in,
+/// as `ip netns exec` leaves it. An undo records it, so a restore never
+/// lands in another namespace.
+pub fn netns_identity(name: Option<&str>) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    match name {
+        None => std::fs::read_link("/proc/self/ns/net")
+            .ok()
+            .map(|p| p.display().to_string()),
+        Some(n) => std::fs::metadata(Path::new("/run/netns").join(n))
+            .ok()
+            .map(|m| format!("net:[{}]", m.ino())),
+    }
+}
+
+/// Refuses to restore in a namespace other than the flushed one.
+fn same_netns(data: &Value, netns: Option<&str>) -> Result<(), String> {
+    let Some(recorded) = data.get("netns_id").and_then(Value::as_str) else {
+        return Ok(()); // recorded by an older squall
+    };
+    let here = netns_identity(netns);
+    if here.as_deref() == Some(recorded) {
+        return Ok(());
+    }
+    let here = here.unwrap_or_else(|| "gone".into());
+    Err(match netns {
+        None => format!(
+            "refused: the rules were flushed in network namespace {recorded}, and this recover \
+             runs in {here}; run it there (for example `ip netns exec NAME squall recover …`, or \
+             on that node)"
+        ),
+        Some(n) => format!(
+            "refused: network namespace {n} is now {here}, not {recorded} where the rules were \
+             flushed (deleted and re-created?); nothing was restored"
+        ),
+    })
+}
+
 /// The ledger entry that undoes a flush.
 pub fn flush_undo(netns: Option<&str>, record: &UndoRecord) -> Undo {
     Undo {
         kind: UNDO_KIND.into(),
-        data: json!({"netns": netns, "record": record}),
+        data: json!({"netns": netns, "netns_id": netns_identity(netns), "record": record}),
         description: format!(
             "restore kube-proxy rules on {} from {}",
             target(netns),
@@ -452,6 +491,7 @@ fn apply_restore(data: Value) -> BoxFuture<Result<(), String>> {
             serde_json::from_value(data.get("record").cloned().unwrap_or(Value::Null))
                 .map_err(|e| format!("undo data is not a data-plane undo record: {e}"))?;
         let netns = data.get("netns").and_then(Value::as_str);
+        same_netns(&data, netns)?;
         restore_verified(netns, &record).await.map(|_| ())
     })
 }
@@ -492,6 +532,26 @@ fn stale_rules(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<Act
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_restore_is_refused_in_another_network_namespace() {
+        let here = netns_identity(None).expect("/proc/self/ns/net");
+        assert!(here.starts_with("net:["), "{here}");
+        assert_eq!(same_netns(&json!({"netns_id": here}), None), Ok(()));
+        assert_eq!(
+            same_netns(&json!({}), None),
+            Ok(()),
+            "older records restore as before"
+        );
+        let err = same_netns(&json!({"netns_id": "net:[1]"}), None).unwrap_err();
+        assert!(
+            err.starts_with("refused: the rules were flushed in network namespace net:[1]"),
+            "{err}"
+        );
+        let gone =
+            same_netns(&json!({"netns_id": "net:[1]"}), Some("squall-no-such-ns")).unwrap_err();
+        assert!(gone.contains("is now gone"), "{gone}");
+    }
 
     #[test]
     fn cluster_mode_is_chosen_by_node_arguments() {

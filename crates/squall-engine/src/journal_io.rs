@@ -63,18 +63,29 @@ pub fn write(path: &Path, journal: &Journal) -> Result<(), JournalError> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    // Streamed into the temporary file: a long run's journal is never held
-    // twice in memory.
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
+    let mut text =
+        serde_json::to_string_pretty(journal).map_err(|e| err(std::io::Error::other(e)))?;
+    text = crate::redact::global().redact(&text).into_owned();
+    text.push('\n');
+    // One temporary file per journal, always the same name: a run killed
+    // mid-write leaves at most this one file, and the next write reuses it.
+    let name = path
+        .file_name()
+        .map_or_else(|| "journal".into(), |n| n.to_string_lossy());
+    let tmp = dir.join(format!(".{name}.tmp"));
     {
         use std::io::Write;
-        let mut out = std::io::BufWriter::new(tmp.as_file_mut());
-        serde_json::to_writer_pretty(&mut out, journal)
-            .map_err(|e| err(std::io::Error::other(e)))?;
-        out.write_all(b"\n").map_err(err)?;
-        out.flush().map_err(err)?;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(err)?;
+        f.write_all(text.as_bytes()).map_err(err)?;
     }
-    tmp.persist(path).map_err(|e| err(e.error))?;
+    std::fs::rename(&tmp, path).map_err(err)?;
     Ok(())
 }
 

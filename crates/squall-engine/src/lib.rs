@@ -12,5 +12,6 @@ pub mod ledger;
 pub mod log;
 pub mod providers;
 pub mod recover;
+pub mod redact;
 pub mod registry;
 pub mod runner;

@@ -58,12 +58,15 @@ impl Logger {
     /// Console at INFO (DEBUG when `verbose`), plus an appended log file.
     pub fn new(verbose: bool, log_file: Option<&Path>) -> std::io::Result<Self> {
         let file = match log_file {
-            Some(p) => Some(Mutex::new(
+            Some(p) => Some(Mutex::new({
+                use std::os::unix::fs::OpenOptionsExt;
+                // Like the journal: only its owner may read what a run did.
                 std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
-                    .open(p)?,
-            )),
+                    .mode(0o600)
+                    .open(p)?
+            })),
             None => None,
         };
         let tty = std::io::stderr().is_terminal();
@@ -103,6 +106,8 @@ impl Logger {
     }
 
     pub fn log(&self, level: Level, msg: &str) {
+        // Every line, console and file alike, without known secrets.
+        let msg = &*crate::redact::global().redact(msg);
         let now = jiff::Timestamp::now().to_zoned(local_tz().clone());
         if let Some(mut lines) = self.captured.as_ref().and_then(|c| c.lock().ok()) {
             lines.push(format!("{} {msg}", level.name()));

@@ -4,6 +4,8 @@
 //! ([`testing::PROVIDER`]). Kubernetes, Istio and the data plane live in
 //! their own crates.
 
+pub mod capture;
+pub mod group;
 pub mod http;
 pub mod process;
 pub mod testing;

@@ -190,6 +190,8 @@ pub(crate) struct Shared {
     pub events: Arc<squall_activity::RunEvents>,
     pub services: Arc<squall_activity::Services>,
     pub registry: &'static Registry,
+    /// Whether the default HTTP timeout was announced.
+    pub warned_http_timeout: AtomicBool,
 }
 
 /// The mutable state of a run in progress.
@@ -217,6 +219,7 @@ fn shared(v: &Validated, opts: &RunOptions, log: Arc<Logger>) -> Result<Arc<Shar
         events: Arc::default(),
         services: opts.services.clone(),
         registry: opts.registry,
+        warned_http_timeout: AtomicBool::new(false),
     }))
 }
 
@@ -299,7 +302,11 @@ pub(crate) fn now_stamp() -> String {
 /// Writes the journal so far. A failure is logged, not returned: the run
 /// must go on to its rollbacks whatever happens to the journal file.
 fn checkpoint(sh: &Shared, opts: &RunOptions, p: &Progress) {
-    if let Err(e) = journal_io::write(&opts.journal_path, &p.journal) {
+    checkpoint_journal(sh, opts, &p.journal);
+}
+
+fn checkpoint_journal(sh: &Shared, opts: &RunOptions, journal: &Journal) {
+    if let Err(e) = journal_io::write(&opts.journal_path, journal) {
         sh.log
             .error(&format!("{e}; carrying on so the rollbacks still run"));
     }
@@ -372,7 +379,23 @@ async fn method(
     if activities.is_empty() {
         sh.log.info("No declared activities, let's move on.");
     }
-    let (records, aborted) = play(sh, activities, &ints.first, Some(&failed_fast), None).await;
+    // After every activity the journal on disk shows the run so far, so a
+    // run killed in the middle of its method still says what it did.
+    let base = p.journal.clone();
+    let save = |records: Vec<Record>| {
+        let mut j = base.clone();
+        j.run = records;
+        checkpoint_journal(sh, opts, &j);
+    };
+    let (records, aborted) = play(
+        sh,
+        activities,
+        &ints.first,
+        Some(&failed_fast),
+        None,
+        Some(&save),
+    )
+    .await;
     p.journal.run = records;
     if let Some(msg) = aborted {
         sh.log.critical(&format!(
@@ -404,6 +427,7 @@ async fn play(
     cancel: &CancellationToken,
     failed_fast: Option<&AtomicBool>,
     label: Option<&str>,
+    save: Option<&dyn Fn(Vec<Record>)>,
 ) -> (Vec<Record>, Option<String>) {
     let mut slots: Vec<Option<Record>> = Vec::new();
     let mut background = Vec::new();
@@ -426,6 +450,9 @@ async fn play(
         }
         let ex = execute(sh, a, cancel).await;
         slots.push(Some(ex.record));
+        if let Some(save) = save {
+            save(slots.iter().flatten().cloned().collect());
+        }
         match ex.ended {
             Ended::Fatal(m) => {
                 fatal = Some(m);
@@ -579,7 +606,7 @@ async fn rollbacks(
         sh.log.info("No declared rollbacks, let's move on.");
         return;
     }
-    let (records, _) = play(sh, list, &ints.second, None, Some("Rollback")).await;
+    let (records, _) = play(sh, list, &ints.second, None, Some("Rollback"), None).await;
     if ints.second.is_cancelled() {
         sh.log.warning(
             "Received an exit signal. Terminating now without running the remaining rollbacks.",

@@ -152,6 +152,15 @@ impl ApiError {
         Self::new(405, "MethodNotAllowed", message)
     }
 
+    /// 413 for a request body over the apiserver's limit.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request entity too large: limit is {limit}"),
+        )
+    }
+
     /// 410 when a watch asks for history the server no longer holds.
     pub fn expired(message: impl Into<String>) -> Self {
         Self::new(410, "Expired", message)

@@ -43,5 +43,5 @@ pub use api::Body;
 pub use clock::Clock;
 pub use error::ApiError;
 pub use scenario::Scenario;
-pub use sim::{Sim, SimOptions, kubeconfig};
+pub use sim::{MAX_BODY, Sim, SimOptions, kubeconfig};
 pub use store::Timing;

@@ -156,10 +156,13 @@ fn parse_term(term: &str) -> ApiResult<Req> {
         return Ok(Req::NotExists(valid_key(k.trim(), term)?));
     }
     if let Some((k, v)) = term.split_once("!=") {
-        return Ok(Req::NotEq(valid_key(k.trim(), term)?, v.trim().to_string()));
+        return Ok(Req::NotEq(
+            valid_key(k.trim(), term)?,
+            valid_value(v.trim())?,
+        ));
     }
     if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
-        return Ok(Req::Eq(valid_key(k.trim(), term)?, v.trim().to_string()));
+        return Ok(Req::Eq(valid_key(k.trim(), term)?, valid_value(v.trim())?));
     }
     for (op, notin) in [(" notin ", true), (" in ", false)] {
         if let Some(idx) = term.find(op) {
@@ -171,9 +174,10 @@ fn parse_term(term: &str) -> ApiResult<Req> {
                 .ok_or_else(bad)?;
             let values = inner
                 .split(',')
-                .map(|v| v.trim().to_string())
+                .map(str::trim)
                 .filter(|v| !v.is_empty())
-                .collect();
+                .map(valid_value)
+                .collect::<ApiResult<Vec<_>>>()?;
             return Ok(if notin {
                 Req::NotIn(key, values)
             } else {
@@ -185,6 +189,22 @@ fn parse_term(term: &str) -> ApiResult<Req> {
         return Err(bad());
     }
     Ok(Req::Exists(valid_key(term, term)?))
+}
+
+/// A label value as the apiserver accepts it: empty, or at most 63
+/// alphanumerics, `-`, `_` and `.`, starting and ending alphanumeric.
+fn valid_value(v: &str) -> ApiResult<String> {
+    let inner_ok = v
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    let ends_ok = v.chars().next().is_none_or(|c| c.is_ascii_alphanumeric())
+        && v.chars().last().is_none_or(|c| c.is_ascii_alphanumeric());
+    if inner_ok && ends_ok && v.len() <= 63 {
+        return Ok(v.to_string());
+    }
+    Err(ApiError::bad_request(format!(
+        "unable to parse requirement: values[0][]: Invalid value: \"{v}\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+    )))
 }
 
 fn valid_key(k: &str, term: &str) -> ApiResult<String> {
@@ -220,7 +240,15 @@ impl FieldSelector {
                     "invalid selector: '{s}'; can't understand '{t}'"
                 )));
             };
-            terms.push((k.trim().to_string(), eq, v.trim().to_string()));
+            let k = k.trim();
+            // Fields are paths into the object (`metadata.name`,
+            // `spec.nodeName`); a bare word is no field of any kind.
+            if !k.contains('.') || k.starts_with('.') || k.ends_with('.') {
+                return Err(ApiError::bad_request(format!(
+                    "field label not supported: {k}"
+                )));
+            }
+            terms.push((k.to_string(), eq, v.trim().to_string()));
         }
         Ok(FieldSelector { terms })
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::BodyExt;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -227,11 +227,19 @@ impl Sim {
     where
         B: http_body::Body + Send + 'static,
         B::Data: Send,
-        B::Error: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
     {
         let (parts, body) = req.into_parts();
-        match body.collect().await {
+        // The apiserver's limit: a client cannot make the sandbox hold an
+        // arbitrary amount of memory for one request.
+        match http_body_util::Limited::new(body, MAX_BODY).collect().await {
             Ok(c) => api::handle(&self.shared, Request::from_parts(parts, c.to_bytes())).await,
+            Err(e)
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some() =>
+            {
+                api::http::error_response(&ApiError::too_large(MAX_BODY))
+            }
             Err(_) => {
                 api::http::error_response(&ApiError::bad_request("failed to read the request body"))
             }
@@ -243,7 +251,7 @@ impl<B> tower_service::Service<Request<B>> for Sim
 where
     B: http_body::Body + Send + 'static,
     B::Data: Send,
-    B::Error: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
 {
     type Response = Response<Body>;
     type Error = Infallible;
@@ -283,7 +291,12 @@ where
                 let fut = handle(req);
                 async move { Ok::<_, Infallible>(fut.await) }
             });
+            // A client that opens a connection and sends no complete
+            // request headers in time is dropped (also between requests on
+            // a kept-alive connection), so half-open sockets cannot pile up.
             let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), svc);
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection closed with error");
@@ -291,6 +304,12 @@ where
         });
     }
 }
+
+/// The largest request body accepted, as the apiserver's (3 MiB).
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+/// How long a connection may take to send a request's headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A kubeconfig (YAML) whose current context points at a simulator served on
 /// `server` (e.g. `http://127.0.0.1:43210`), for kubectl and `Config::infer`.

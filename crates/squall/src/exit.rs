@@ -26,6 +26,8 @@ pub fn of_status(status: RunStatus) -> u8 {
 /// Ends the process at once, skipping what is left of the rollbacks; the
 /// ledger keeps what `squall recover` needs.
 pub fn abandon() -> ! {
+    // No grace left: whatever process activities still run get SIGKILL.
+    squall_engine::providers::group::terminate_all(false);
     std::process::exit(i32::from(ABANDONED))
 }
 

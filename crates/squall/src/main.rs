@@ -33,7 +33,7 @@ fn main() -> ExitCode {
     log.debug(&"#".repeat(79));
     log.debug(&format!(
         "Running command '{}'",
-        std::env::args().collect::<Vec<_>>().join(" ")
+        command_line(std::env::args()).join(" ")
     ));
     // One thread is plenty for a run: activities wait on processes, sockets
     // and timers, never on the CPU, and every extra worker costs memory. The
@@ -54,7 +54,36 @@ fn main() -> ExitCode {
         }
     };
     let code = runtime.block_on(dispatch(&cli, log));
+    // Nothing squall started outlives it: process groups whose members
+    // are still running get SIGTERM, then SIGKILL.
+    squall_engine::providers::group::terminate_all(true);
     ExitCode::from(code)
+}
+
+/// The command line for the log, with `--var` values masked: a variable
+/// may hold a secret, and the log outlives the run.
+fn command_line(args: impl Iterator<Item = String>) -> Vec<String> {
+    let mut masked_next = false;
+    args.map(|a| {
+        let masked = if masked_next {
+            mask_var(&a)
+        } else if let Some(v) = a.strip_prefix("--var=") {
+            format!("--var={}", mask_var(v))
+        } else {
+            a.clone()
+        };
+        masked_next = a == "--var";
+        masked
+    })
+    .collect()
+}
+
+/// `NAME[:TYPE]=VALUE` as `NAME[:TYPE]=***`.
+fn mask_var(v: &str) -> String {
+    match v.split_once('=') {
+        Some((name, _)) => format!("{name}={}", squall_engine::redact::MASK),
+        None => v.to_owned(),
+    }
 }
 
 async fn dispatch(cli: &Cli, log: Arc<Logger>) -> u8 {
@@ -65,5 +94,26 @@ async fn dispatch(cli: &Cli, log: Arc<Logger>) -> u8 {
         Command::Recover(args) => commands::recover::recover(args, &log).await,
         Command::Agent(cmd) => commands::agent::agent(cmd, &log).await,
         Command::Sandbox(cmd) => commands::sandbox::sandbox(cmd, &log).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn var_values_are_masked_in_the_logged_command_line() {
+        let args = [
+            "squall",
+            "run",
+            "x.yaml",
+            "--var",
+            "api_key=s3cr3t",
+            "--var=n:int=5",
+            "--verbose",
+        ];
+        let line = super::command_line(args.iter().map(|s| (*s).to_owned())).join(" ");
+        assert_eq!(
+            line,
+            "squall run x.yaml --var api_key=*** --var=n:int=*** --verbose"
+        );
     }
 }

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use super::Ctx;
 use crate::catalog::{ActivitySpec, ArgType, Kind, edit_distance};
 use crate::doc::Path;
-use crate::model::{Activity, Pauses, Provider};
+use crate::model::{Activity, MAX_SECONDS, Pauses, Provider, pause_seconds};
 use crate::tolerance::Tolerance;
 
 /// Where an activity appears; decides which keys it needs.
@@ -212,19 +212,24 @@ fn pauses(ctx: &mut Ctx, v: Option<&Value>, path: &Path) -> Pauses {
     unknown_keys(ctx, map, &["before", "after"], path);
     let mut one = |key: &str| -> Option<Value> {
         let p = map.get(key)?;
-        let ok = match p {
-            Value::Number(n) => n.as_f64().is_some_and(|f| is_duration(f, true)),
-            Value::String(s) => s.starts_with("${") && s.ends_with('}'),
-            _ => false,
+        let path = path.key(key);
+        let checked = match p {
+            Value::String(s) if s.starts_with("${") && s.ends_with('}') => {
+                ctx.check_refs(p, &path);
+                // Known before the run (configuration, --var, var files):
+                // checked now, by the rule the runner applies.
+                ctx.resolved(p)
+                    .map_or(Ok(0.0), |v| pause_seconds(key, &v))
+                    .map_err(|e| format!("{e} (from {s})"))
+            }
+            other => pause_seconds(key, other).map_err(|e| {
+                format!("{e}; or a pattern to a variable from the configuration or secrets")
+            }),
         };
-        if !ok {
-            ctx.push(
-                &path.key(key),
-                format!("activity {key} pause must be a number of seconds (0 to {MAX_SECONDS}) or a pattern to a variable from the configuration or secrets"),
-            );
+        if let Err(msg) = checked {
+            ctx.push(&path, msg);
             return None;
         }
-        ctx.check_refs(p, &path.key(key));
         Some(p.clone())
     };
     Pauses {
@@ -274,10 +279,19 @@ fn process(ctx: &mut Ctx, map: &Map<String, Value>, path: &Path) -> Option<Provi
             return None;
         }
     };
-    if !ctx.env.executable_exists(&prog) {
+    // `${bin}`: checked when the value is known before the run, else at
+    // run time.
+    let prog_value = Value::String(prog.clone());
+    ctx.check_refs(&prog_value, &path.key("path"));
+    let program = if prog.contains("${") {
+        ctx.resolved(&prog_value).map(|v| crate::subst::py_str(&v))
+    } else {
+        Some(prog.clone())
+    };
+    if let Some(program) = program.filter(|p| !ctx.env.executable_exists(p)) {
         ctx.push(
             &path.key("path"),
-            format!("path '{prog}' cannot be found (not a file and not on PATH)"),
+            format!("path '{program}' cannot be found (not a file and not on PATH)"),
         );
     }
     let arguments = map.get("arguments").cloned().unwrap_or(Value::Null);
@@ -563,10 +577,6 @@ fn bool_field(
         }
     }
 }
-
-/// The longest pause or timeout accepted: a year, far beyond any sensible
-/// experiment and far below what a timer can represent.
-const MAX_SECONDS: f64 = 31_536_000.0;
 
 fn is_duration(f: f64, zero_ok: bool) -> bool {
     f.is_finite() && f <= MAX_SECONDS && (f > 0.0 || (zero_ok && f == 0.0))

@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use squall_core::subst::py_str;
 
+use super::capture::Capture;
 use crate::registry::{ActivityError, ActivityResult};
 
 /// One HTTP request, after substitution.
@@ -45,6 +46,10 @@ pub async fn run(call: HttpCall<'_>) -> ActivityResult {
     shape(resp).await.map_err(|e| classify(call.url, &e))
 }
 
+/// The connect and read timeout of an HTTP activity that sets none
+/// (upstream waits forever).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
 fn timeouts(t: Option<&Value>) -> Result<(Option<Duration>, Option<Duration>), ActivityError> {
     let secs = |v: &Value| {
         v.as_f64()
@@ -57,7 +62,8 @@ fn timeouts(t: Option<&Value>) -> Result<(Option<Duration>, Option<Duration>), A
             })
     };
     match t {
-        None | Some(Value::Null) => Ok((None, None)),
+        // No request waits forever on a server that never answers.
+        None | Some(Value::Null) => Ok((Some(DEFAULT_TIMEOUT), Some(DEFAULT_TIMEOUT))),
         Some(Value::Array(pair)) if pair.len() == 2 => {
             Ok((Some(secs(&pair[0])?), Some(secs(&pair[1])?)))
         }
@@ -147,13 +153,23 @@ async fn shape(resp: reqwest::Response) -> Result<Value, reqwest::Error> {
             let mt = mt.trim().to_ascii_lowercase();
             mt == "application/json" || mt.ends_with("+json")
         });
-    let text = resp.text().await?;
+    let text = body_text(resp).await?;
     let body = if is_json {
         serde_json::from_str(&text).unwrap_or(Value::String(text))
     } else {
         Value::String(text)
     };
     Ok(json!({"status": status, "headers": headers, "body": body}))
+}
+
+/// The body, read in chunks into a bounded capture (a huge answer keeps
+/// only its ends; see [`Capture`]).
+async fn body_text(mut resp: reqwest::Response) -> Result<String, reqwest::Error> {
+    let mut cap = Capture::new();
+    while let Some(chunk) = resp.chunk().await? {
+        cap.push(&chunk);
+    }
+    Ok(cap.text())
 }
 
 fn classify(url: &str, err: &reqwest::Error) -> ActivityError {

@@ -3,7 +3,10 @@
 //!
 //! A string `arguments` is split the way a POSIX shell would split words,
 //! but no shell runs, so nothing in an experiment file can inject commands.
-//! The child is killed if the run is interrupted or the timeout passes.
+//! The child runs in a process group of its own, and the whole group is
+//! ended (SIGTERM, then SIGKILL) if the run is interrupted or the timeout
+//! passes; members left behind by a finished child end when squall does
+//! ([`super::group`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -12,6 +15,8 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use squall_core::subst::py_str;
 
+use super::capture::Capture;
+use super::group::Group;
 use crate::registry::{ActivityError, ActivityResult};
 
 /// One process invocation, after substitution.
@@ -32,6 +37,7 @@ pub async fn run(call: ProcessCall<'_>) -> ActivityResult {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true);
     for (k, v) in call.env {
         cmd.env(k, py_str(v));
@@ -39,7 +45,8 @@ pub async fn run(call: ProcessCall<'_>) -> ActivityResult {
     let child = cmd.spawn().map_err(|e| {
         ActivityError::failed(format!("failed to start '{}': {e}", program.display()))
     })?;
-    let waited = child.wait_with_output();
+    let group = child.id().and_then(Group::track);
+    let waited = wait_captured(child);
     let output = match call.timeout {
         Some(secs) => {
             let limit = Duration::try_from_secs_f64(secs).map_err(|_| {
@@ -56,11 +63,46 @@ pub async fn run(call: ProcessCall<'_>) -> ActivityResult {
     .map_err(|e| {
         ActivityError::failed(format!("failed to wait for '{}': {e}", program.display()))
     })?;
+    // Not reached on timeout or interruption: dropping `group` ends it.
+    if let Some(g) = group {
+        g.finished();
+    }
+    let (status, stdout, stderr) = output;
     Ok(json!({
-        "status": exit_status(&output.status),
-        "stdout": String::from_utf8_lossy(&output.stdout),
-        "stderr": String::from_utf8_lossy(&output.stderr),
+        "status": exit_status(&status),
+        "stdout": stdout.text(),
+        "stderr": stderr.text(),
     }))
+}
+
+/// Waits for the child while reading both pipes into bounded captures.
+async fn wait_captured(
+    mut child: tokio::process::Child,
+) -> std::io::Result<(std::process::ExitStatus, Capture, Capture)> {
+    let read = |pipe: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>| async move {
+        use tokio::io::AsyncReadExt;
+        let mut cap = Capture::new();
+        if let Some(mut pipe) = pipe {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match pipe.read(&mut buf).await? {
+                    0 => break,
+                    n => cap.push(&buf[..n]),
+                }
+            }
+        }
+        Ok::<_, std::io::Error>(cap)
+    };
+    let out = child
+        .stdout
+        .take()
+        .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>);
+    let err = child
+        .stderr
+        .take()
+        .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>);
+    let (stdout, stderr, status) = tokio::try_join!(read(out), read(err), child.wait())?;
+    Ok((status, stdout, stderr))
 }
 
 /// The exit code, or minus the signal number when killed (as Python reports).
@@ -187,6 +229,26 @@ mod tests {
             ActivityError::failed("process activity took too long to complete")
         );
         assert!(started.elapsed() < Duration::from_secs(4));
+    }
+
+    #[tokio::test]
+    async fn a_timeout_ends_the_whole_process_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let late = dir.path().join("LATE");
+        let script = format!("(sleep 1; touch {}) >/dev/null 2>&1 & wait", late.display());
+        let args = json!(["-c", script]);
+        let err = run(call("sh", &args, Some(0.2), &Map::new()))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            ActivityError::failed("process activity took too long to complete")
+        );
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(
+            !late.exists(),
+            "a grandchild outlived its timed-out activity"
+        );
     }
 
     #[tokio::test]

@@ -4,6 +4,7 @@
 //! every cluster provider: record the undo, then change, and let rollback or
 //! recovery restore exactly what was there.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
@@ -75,11 +76,7 @@ fn target(path: &str) -> String {
 
 fn write_file(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<ActivityResult> {
     Box::pin(async move {
-        let path = args
-            .get("path")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        let path = absolute(args.get("path"))?;
         let content = args
             .get("content")
             .and_then(Value::as_str)
@@ -94,9 +91,13 @@ fn write_file(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<Acti
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Value::Null,
             Err(e) => return Err(ActivityError::failed(format!("cannot read {path}: {e}"))),
         };
+        let undo_log = match args.get("undo_log") {
+            Some(v @ Value::String(_)) => Value::String(absolute(Some(v))?),
+            _ => Value::Null,
+        };
         let undo = Undo {
             kind: UNDO_KIND.into(),
-            data: json!({"path": path, "previous": previous, "undo_log": args.get("undo_log")}),
+            data: json!({"path": path, "previous": previous, "undo_log": undo_log}),
             description: format!("restore {path}"),
         };
         ctx.record_undo(&target(&path), undo)?;
@@ -109,11 +110,7 @@ fn write_file(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<Acti
 
 fn restore_file(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<ActivityResult> {
     Box::pin(async move {
-        let path = args
-            .get("path")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        let path = absolute(args.get("path"))?;
         let pending = ctx.pending_for(&target(&path))?;
         // The oldest record holds the state before the first change.
         if let Some(first) = pending.first() {
@@ -135,6 +132,14 @@ fn apply_restore(data: Value) -> BoxFuture<Result<(), String>> {
             .and_then(Value::as_str)
             .ok_or("undo data has no path")?
             .to_owned();
+        // Written by a squall that recorded paths as given: which directory
+        // it meant is unknown here, so refuse rather than write elsewhere.
+        if !Path::new(&path).is_absolute() {
+            return Err(format!(
+                "refused: the undo names the relative path {path} (recorded by an older \
+                 squall) and the run's directory is unknown; restore it by hand"
+            ));
+        }
         match data.get("previous") {
             Some(Value::String(text)) => tokio::fs::write(&path, text)
                 .await
@@ -151,6 +156,15 @@ fn apply_restore(data: Value) -> BoxFuture<Result<(), String>> {
         }
         Ok(())
     })
+}
+
+/// A path argument made absolute against the current directory now, so
+/// the undo means the same file wherever `squall recover` runs.
+fn absolute(v: Option<&Value>) -> Result<String, ActivityError> {
+    let given = v.and_then(Value::as_str).unwrap_or_default();
+    std::path::absolute(given)
+        .map(|p| p.display().to_string())
+        .map_err(|e| ActivityError::failed(format!("cannot resolve the path '{given}': {e}")))
 }
 
 fn append_line(path: &str, line: &str) -> std::io::Result<()> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use squall_core::catalog::Kind;
 use squall_core::journal::Record;
-use squall_core::model::{Activity, Provider};
+use squall_core::model::{Activity, Provider, pause_seconds};
 use squall_core::subst::{Chain, py_str, substitute};
 use tokio_util::sync::CancellationToken;
 
@@ -58,12 +58,8 @@ pub(crate) async fn execute(
     cancel: &CancellationToken,
 ) -> Executed {
     let dry = sh.is_dry(a.kind);
-    if pause(sh, "before", a.pauses.before.as_ref(), cancel, dry).await {
-        let stamp = now_stamp();
-        return Executed {
-            record: record(a, Value::Null, stamp.clone(), stamp, 0.0),
-            ended: Ended::Interrupted,
-        };
+    if let Some(stopped) = before(sh, a, cancel, dry).await {
+        return stopped;
     }
     let label = if a.kind == Kind::Action {
         "Action"
@@ -78,7 +74,7 @@ pub(crate) async fn execute(
         sh.log
             .debug(&format!("Activity {} is in dry mode: planning", a.name));
         tokio::select! {
-            r = call_planned(sh, a) => Some(r),
+            r = caught(call_planned(sh, a)) => Some(r),
             () = cancel.cancelled() => None,
         }
     } else if dry {
@@ -96,14 +92,57 @@ pub(crate) async fn execute(
     if a.kind == Kind::Action {
         sh.events.action_ended(unix_ms());
     }
-    if ended != Ended::Interrupted && pause(sh, "after", a.pauses.after.as_ref(), cancel, dry).await
-    {
-        return Executed {
+    if ended == Ended::Interrupted {
+        return Executed { record: rec, ended };
+    }
+    match pause(sh, "after", a.pauses.after.as_ref(), cancel, dry).await {
+        Paused::Done => Executed { record: rec, ended },
+        Paused::Cancelled => Executed {
             record: rec,
             ended: Ended::Interrupted,
-        };
+        },
+        // The activity ran; its pause is broken: the run must still see a
+        // failure (and roll back), so the record says so.
+        Paused::Invalid(msg) => {
+            sh.log.error(&format!("  => failed: {msg}"));
+            rec.status = Some("failed".into());
+            rec.exception = Some(vec![format!("ActivityFailed: {msg}\n")]);
+            let ended = if matches!(ended, Ended::Fatal(_)) {
+                ended
+            } else {
+                Ended::Failed
+            };
+            Executed { record: rec, ended }
+        }
     }
-    Executed { record: rec, ended }
+}
+
+/// The pause before the activity; `Some` when the activity must not run
+/// (interrupted, or the pause is invalid and the activity fails).
+async fn before(
+    sh: &Shared,
+    a: &Activity,
+    cancel: &CancellationToken,
+    dry: bool,
+) -> Option<Executed> {
+    let stopped = |status: &str| {
+        let stamp = now_stamp();
+        let mut rec = record(a, Value::Null, stamp.clone(), stamp, 0.0);
+        rec.status = Some(status.into());
+        rec
+    };
+    match pause(sh, "before", a.pauses.before.as_ref(), cancel, dry).await {
+        Paused::Done => None,
+        Paused::Cancelled => Some(Executed {
+            record: stopped("interrupted"),
+            ended: Ended::Interrupted,
+        }),
+        Paused::Invalid(msg) => {
+            let mut rec = stopped("failed");
+            let ended = settle(sh, a, &mut rec, Some(Err(ActivityError::Failed(msg))));
+            Some(Executed { record: rec, ended })
+        }
+    }
 }
 
 fn unix_ms() -> u64 {
@@ -132,6 +171,7 @@ fn settle(sh: &Shared, a: &Activity, rec: &mut Record, result: Option<ActivityRe
         None => {
             sh.log
                 .warning(&format!("Activity {} was interrupted", a.name));
+            rec.status = Some("interrupted".into());
             Ended::Interrupted
         }
         Some(Ok(output)) => {
@@ -172,21 +212,46 @@ fn warn_on_error_status(sh: &Shared, a: &Activity, output: &Value) {
 }
 
 /// Calls the activity's provider. `value` is the output being judged when
-/// the activity is a probe tolerance.
+/// the activity is a probe tolerance. A panic inside the provider (a bug,
+/// never the input's fault) is caught and becomes this activity's failure,
+/// so the run still reaches its rollbacks.
 pub(crate) async fn call_provider(
     sh: &Arc<Shared>,
     a: &Activity,
     value: Option<Value>,
 ) -> ActivityResult {
-    match &a.provider {
-        Provider::Process { .. } => call_process(sh, &a.provider, value).await,
-        Provider::Http { .. } => call_http(sh, &a.provider, value).await,
-        Provider::Native {
-            module,
-            func,
-            arguments,
-            secrets,
-        } => call_native(sh, module, func, arguments, secrets, value, false).await,
+    let call = async {
+        match &a.provider {
+            Provider::Process { .. } => call_process(sh, &a.provider, value).await,
+            Provider::Http { .. } => call_http(sh, &a.provider, value).await,
+            Provider::Native {
+                module,
+                func,
+                arguments,
+                secrets,
+            } => call_native(sh, module, func, arguments, secrets, value, false).await,
+        }
+    };
+    caught(call).await
+}
+
+/// Runs `fut`, turning a panic into an activity failure with its message.
+pub(crate) async fn caught(
+    fut: impl std::future::Future<Output = ActivityResult>,
+) -> ActivityResult {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(fut).catch_unwind().await {
+        Ok(result) => result,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".into());
+            Err(ActivityError::Failed(format!(
+                "squall hit a bug in this activity and stopped it (panic: {msg})"
+            )))
+        }
     }
 }
 
@@ -231,6 +296,7 @@ async fn call_process(sh: &Shared, provider: &Provider, value: Option<Value>) ->
     };
     let lookup = sh.lookup();
     let args = substitute(arguments, &lookup);
+    let path = py_str(&substitute(&Value::String(path.clone()), &lookup));
     // `.env` var-file values first, so the activity's own `env` wins.
     let mut env: Map<String, Value> = sh
         .child_env
@@ -247,12 +313,24 @@ async fn call_process(sh: &Shared, provider: &Provider, value: Option<Value>) ->
         );
     }
     process::run(process::ProcessCall {
-        path,
+        path: &path,
         arguments: &args,
         timeout: *timeout,
         env: &env,
     })
     .await
+}
+
+/// Said once per run: an HTTP activity without `timeout` gets
+/// [`http::DEFAULT_TIMEOUT`] instead of waiting forever, as upstream would.
+fn warn_default_timeout(sh: &Shared) {
+    use std::sync::atomic::Ordering;
+    if !sh.warned_http_timeout.swap(true, Ordering::Relaxed) {
+        sh.log.warning(&format!(
+            "An HTTP activity sets no timeout; squall gives it {} s (set `timeout` to change it)",
+            http::DEFAULT_TIMEOUT.as_secs()
+        ));
+    }
 }
 
 async fn call_http(sh: &Shared, provider: &Provider, value: Option<Value>) -> ActivityResult {
@@ -279,6 +357,9 @@ async fn call_http(sh: &Shared, provider: &Provider, value: Option<Value>) -> Ac
         args = Some(Value::Object(m));
     }
     let timeout = timeout.as_ref().map(|t| substitute(t, &lookup));
+    if timeout.as_ref().is_none_or(Value::is_null) {
+        warn_default_timeout(sh);
+    }
     let empty = Map::new();
     let call = http::HttpCall {
         url: &url,
@@ -339,24 +420,33 @@ fn merged_scopes(secrets: &Map<String, Value>, scopes: &[String]) -> Map<String,
 
 /// Sleeps a pause with a countdown on a terminal. Returns true when a signal
 /// cut it short.
+/// How a pause ended.
+enum Paused {
+    /// Slept (or skipped: none, zero, dry).
+    Done,
+    Cancelled,
+    /// The value broke the pause rule; the activity fails with this.
+    Invalid(String),
+}
+
 async fn pause(
     sh: &Shared,
     which: &str,
     v: Option<&Value>,
     cancel: &CancellationToken,
     activity_dry: bool,
-) -> bool {
-    let Some(v) = v else { return false };
+) -> Paused {
+    let Some(v) = v else { return Paused::Done };
     let value = substitute(v, &sh.lookup());
-    let Some(secs) = value.as_f64().filter(|s| *s > 0.0) else {
-        if !value.as_f64().is_some_and(|s| s == 0.0) {
-            sh.log.error(&format!(
-                "The {which} pause {} is not a number of seconds; not pausing",
-                py_str(&value)
-            ));
-        }
-        return false;
+    // The rule validation applied to literals and to values known before
+    // the run; here it catches what only the run could know.
+    let secs = match pause_seconds(which, &value) {
+        Ok(s) => s,
+        Err(msg) => return Paused::Invalid(msg),
     };
+    if secs == 0.0 {
+        return Paused::Done;
+    }
     let text = if which == "before" {
         "Pausing before next activity for"
     } else {
@@ -364,15 +454,15 @@ async fn pause(
     };
     sh.log.info(&format!("{text} {}s...", py_str(&value)));
     if activity_dry || sh.dry == Some(Dry::Pause) {
-        return false;
+        return Paused::Done;
     }
-    let Ok(total) = Duration::try_from_secs_f64(secs) else {
-        sh.log.error(&format!(
-            "The {which} pause {secs} is too long to sleep; not pausing"
-        ));
-        return false;
-    };
-    sleep_with_countdown(sh, total, cancel).await
+    // At most a year (pause_seconds), so the deadline cannot overflow.
+    let total = Duration::from_secs_f64(secs);
+    if sleep_with_countdown(sh, total, cancel).await {
+        Paused::Cancelled
+    } else {
+        Paused::Done
+    }
 }
 
 /// Sleeps `total`, redrawing the remaining seconds once a second on a

@@ -157,3 +157,60 @@ async fn skip_strategy_runs_no_hypothesis_at_all() {
         "{lines:?}"
     );
 }
+
+/// A provider family whose one action panics, as a bug in a provider would.
+static PANICKY: squall_activity::Provider = squall_activity::Provider {
+    name: "panicky",
+    activities: &[squall_activity::Registered {
+        spec: squall_activity::describe::action(
+            "squall.testing.actions",
+            "explode",
+            "Panics.",
+            &[],
+            "null",
+            false,
+        ),
+        run: |_, _| Box::pin(async { panic!("index out of bounds") }),
+        permissions: &[],
+    }],
+    undos: &[],
+};
+
+#[tokio::test]
+async fn a_panic_inside_an_activity_fails_it_and_the_rollbacks_still_play() {
+    let registry =
+        crate::registry::Registry::leak(&[&crate::providers::testing::PROVIDER, &PANICKY]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::write(&state, "healthy").unwrap();
+    let text = format!(
+        r#"
+title: t
+description: d
+method:
+  - {{type: action, name: corrupt, provider: {{type: python, module: squall.testing.actions, func: write_file, arguments: {{path: "{s}", content: broken}}}}}}
+  - {{type: action, name: boom, provider: {{type: python, module: squall.testing.actions, func: explode}}}}
+rollbacks:
+  - {{type: action, name: restore, provider: {{type: python, module: squall.testing.actions, func: restore_file, arguments: {{path: "{s}"}}}}}}
+"#,
+        s = state.display()
+    );
+    let doc = Document::parse(&text, Format::Yaml).unwrap();
+    let env = FixedEnv::default();
+    let inputs = Inputs {
+        catalog: registry,
+        env: &env,
+        config_overrides: Map::new(),
+        secret_overrides: Map::new(),
+    };
+    let v = validate(&doc, &inputs).unwrap();
+    let mut o = opts(dir.path());
+    o.registry = registry;
+    let log = Arc::new(Logger::capture());
+    let out = run(v, o, log.clone(), Interrupts::default()).await.unwrap();
+    assert_eq!(out.journal.run[1].status.as_deref(), Some("failed"));
+    let exc = out.journal.run[1].exception.clone().unwrap().join("");
+    assert!(exc.contains("panic: index out of bounds"), "{exc}");
+    assert_eq!(out.journal.rollbacks.len(), 1);
+    assert_eq!(std::fs::read_to_string(&state).unwrap(), "healthy");
+}

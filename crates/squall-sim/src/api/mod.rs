@@ -122,7 +122,20 @@ pub async fn handle(shared: &Shared, req: Request<Bytes>) -> Response<Body> {
     let query = Query::parse(req.uri().query());
     let path = req.uri().path().to_string();
     tracing::debug!(method = %req.method(), %path, "request");
-    let result = match route(&path) {
+    let route = route(&path);
+    let read_only = !matches!(route, Some(Route::Resource(_)));
+    let allowed = match *req.method() {
+        Method::GET | Method::HEAD => true,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE => !read_only,
+        _ => false,
+    };
+    if !allowed {
+        return error_response(&ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({})",
+            req.method()
+        )));
+    }
+    let result = match route {
         Some(Route::Version) => Ok(discovery::version()),
         Some(Route::Healthz) => Ok(self::http::text_response("ok".into())),
         Some(Route::ApiVersions) => Ok(discovery::api_versions(req.headers())),

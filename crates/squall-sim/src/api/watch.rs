@@ -34,6 +34,8 @@ use crate::selector::{FieldSelector, LabelSelector};
 use crate::store::{Event, EventType, StoreInner, str_at};
 
 /// Default watch duration when the client sends no timeout (apiserver: 30–60 min).
+/// The longest watch a client may ask for (a day).
+const MAX_TIMEOUT_SECS: u64 = 86_400;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
 
 struct Filter {
@@ -148,7 +150,10 @@ fn start(
         .query
         .get("timeoutSeconds")
         .and_then(|t| t.parse::<u64>().ok())
-        .map_or(DEFAULT_TIMEOUT, Duration::from_secs);
+        // Clamped, so a huge value cannot overflow the deadline.
+        .map_or(DEFAULT_TIMEOUT, |s| {
+            Duration::from_secs(s.min(MAX_TIMEOUT_SECS))
+        });
     let bookmark_kind = ctx
         .query
         .flag("sendInitialEvents")

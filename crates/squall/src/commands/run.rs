@@ -63,6 +63,7 @@ fn prepare(
     let mut validated = validate_experiment(&doc, &vars)
         .map_err(|problems| problems.iter().map(|d| d.render(&name)).collect::<Vec<_>>())?;
     log.info("Experiment looks valid");
+    guard_secrets(&validated);
     override_limits(args, &mut validated.experiment.limits)?;
     let runtime = &validated.experiment.runtime;
     let rollback = match args.rollback_strategy {
@@ -89,13 +90,7 @@ fn prepare(
                 .into(),
         ]);
     };
-    if args.hypothesis_frequency <= 0.0
-        || std::time::Duration::try_from_secs_f64(args.hypothesis_frequency).is_err()
-    {
-        return Err(vec![
-            "--hypothesis-frequency must be a positive number of seconds".into(),
-        ]);
-    }
+    check_frequency(args.hypothesis_frequency)?;
     let opts = RunOptions {
         ledger_path: args
             .ledger
@@ -112,6 +107,37 @@ fn prepare(
         registry: crate::providers::registry(),
     };
     Ok((validated, opts))
+}
+
+fn check_frequency(secs: f64) -> Result<(), Vec<String>> {
+    if secs <= 0.0 || std::time::Duration::try_from_secs_f64(secs).is_err() {
+        return Err(vec![
+            "--hypothesis-frequency must be a positive number of seconds".into(),
+        ]);
+    }
+    Ok(())
+}
+
+/// Registers what is secret with the redactor before anything is logged
+/// or journaled: every resolved secret, configuration values whose names
+/// look sensitive (`api_key`, `token`, …, also from `--var`), and
+/// sensitive headers written in HTTP providers.
+fn guard_secrets(v: &Validated) {
+    let r = squall_engine::redact::global();
+    r.add_all(&Value::Object(v.secrets.clone()));
+    r.add_sensitive(&v.configuration);
+    let exp = &v.experiment;
+    let probes = exp.hypothesis.iter().flat_map(|h| h.probes.iter());
+    for a in probes.chain(&exp.method).chain(&exp.rollbacks) {
+        if let Provider::Http { headers, .. } = &a.provider {
+            let literal: serde_json::Map<String, Value> = headers
+                .iter()
+                .filter(|(_, v)| !v.as_str().is_some_and(|s| s.contains("${")))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            r.add_sensitive(&literal);
+        }
+    }
 }
 
 /// `--max-targets` / `--max-percent` win over the experiment's
@@ -277,7 +303,7 @@ fn listen_for_signals(interrupts: Interrupts, log: Arc<Logger>, ledger: String) 
                     "Received {name}: stopping the experiment and rolling back (send it again to skip the rollbacks)"
                 )),
                 2 => log.warning(&format!(
-                    "Received a second signal ({name}): skipping the remaining rollbacks; what is left stays in {ledger} for `squall recover`"
+                    "Received a second signal ({name}): skipping the remaining rollbacks; the run's end lists any change still pending undo (send it again to exit at once)"
                 )),
                 _ => {
                     log.critical(&format!("Received a third signal ({name}): exiting now; run `squall recover --ledger {ledger}`"));

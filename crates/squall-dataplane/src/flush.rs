@@ -1,10 +1,18 @@
 //! Fault injection on kube-proxy's rules, in two steps so that undo comes
 //! before harm: [`prepare_flush`] takes a snapshot, writes it durably and
 //! returns the [`UndoRecord`] (the caller records it in its ledger), and only
-//! then does [`apply_flush`] change anything. Three modes:
+//! then does [`apply_flush`] change anything. The modes:
 //!
-//! * `nat` — `iptables -t nat -F`, the seeds' fault: every nat rule goes,
-//!   kube-proxy's and everyone else's.
+//! * `nat` — `iptables -t nat -F`: every nat rule goes, kube-proxy's and
+//!   everyone else's (Service and NodePort DNAT).
+//! * `filter` — `iptables -F`, seed 000's literal command: every filter
+//!   rule goes, chain policies stay. On a node whose FORWARD policy is
+//!   DROP (Docker-era nodes) forwarded traffic to pods then dies although
+//!   the nat rules are intact; on an ACCEPT node little changes.
+//! * `mangle` — `iptables -t mangle -F` (kube-proxy's canary lives there,
+//!   so this is also noticed by current kube-proxy).
+//! * `all-tables` — nat, filter and mangle flushed one after the other:
+//!   every table kube-proxy writes.
 //! * `kube-chains` — remove only kube-proxy's `KUBE-*` chains and the jumps
 //!   into them, with one atomic `iptables-restore --noflush` payload.
 //! * `canary` — delete `KUBE-PROXY-CANARY` (mangle, and nat/filter where
@@ -37,6 +45,12 @@ pub const KUBELET_CHAINS: [&str; 3] =
 pub enum FlushMode {
     /// Flush the whole nat table.
     Nat,
+    /// Flush the whole filter table (`iptables -F`); policies stay.
+    Filter,
+    /// Flush the whole mangle table.
+    Mangle,
+    /// Flush every table kube-proxy writes: nat, filter and mangle.
+    AllTables,
     /// Remove kube-proxy's chains and the jumps to them.
     KubeChains,
     /// Delete the canary chain so kube-proxy resyncs.
@@ -52,13 +66,65 @@ impl std::str::FromStr for FlushMode {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "nat" => Ok(Self::Nat),
+            "filter" => Ok(Self::Filter),
+            "mangle" => Ok(Self::Mangle),
+            "all-tables" => Ok(Self::AllTables),
             "kube-chains" => Ok(Self::KubeChains),
             "canary" => Ok(Self::Canary),
             "nft-services" => Ok(Self::NftServices),
             other => Err(format!(
-                "unknown flush mode {other:?} (nat, kube-chains, canary, nft-services)"
+                "unknown flush mode {other:?} (nat, filter, mangle, all-tables, kube-chains, canary, nft-services)"
             )),
         }
+    }
+}
+
+/// The tables kube-proxy writes, in the order `all-tables` flushes them.
+pub const KUBE_PROXY_TABLES: [&str; 3] = ["nat", "filter", "mangle"];
+
+impl FlushMode {
+    /// The mode's name as the activity argument and reports spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Nat => "nat",
+            Self::Filter => "filter",
+            Self::Mangle => "mangle",
+            Self::AllTables => "all-tables",
+            Self::KubeChains => "kube-chains",
+            Self::Canary => "canary",
+            Self::NftServices => "nft-services",
+        }
+    }
+
+    /// The `squall agent dataplane flush` flags that select this mode (what
+    /// a helper pod on a cluster node runs).
+    pub fn agent_args(self) -> &'static [&'static str] {
+        match self {
+            Self::Nat => &["--table", "nat"],
+            Self::Filter => &["--table", "filter"],
+            Self::Mangle => &["--table", "mangle"],
+            Self::AllTables => &["--all-tables"],
+            Self::KubeChains => &["--kube-chains"],
+            Self::Canary => &["--canary"],
+            Self::NftServices => &["--nft-services"],
+        }
+    }
+
+    /// The whole tables this mode flushes (empty for the targeted modes).
+    pub fn tables(self) -> &'static [&'static str] {
+        match self {
+            Self::Nat => &["nat"],
+            Self::Filter => &["filter"],
+            Self::Mangle => &["mangle"],
+            Self::AllTables => &KUBE_PROXY_TABLES,
+            Self::KubeChains | Self::Canary | Self::NftServices => &[],
+        }
+    }
+}
+
+impl std::fmt::Display for FlushMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -168,7 +234,13 @@ pub fn flush_plan(
         CommandSpec::new(cfg.program("iptables"), all)
     };
     match mode {
-        FlushMode::Nat => Ok(vec![ipt(&["-t", "nat", "-F"])]),
+        // `-F` empties every chain of the table and leaves chains and their
+        // policies in place, exactly like the seeds' commands.
+        FlushMode::Nat | FlushMode::Filter | FlushMode::Mangle | FlushMode::AllTables => Ok(mode
+            .tables()
+            .iter()
+            .map(|table| ipt(&["-t", table, "-F"]))
+            .collect()),
         FlushMode::Canary => canary_plan(snapshot, ipt),
         FlushMode::NftServices => nft_services_plan(snapshot),
         FlushMode::KubeChains => {
@@ -404,6 +476,63 @@ mod tests {
             flush_plan(FlushMode::NftServices, &without, &cfg()),
             Err(DataplaneError::NothingToFlush(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn table_modes_flush_whole_tables_and_touch_no_policy() {
+        let snap = take_snapshot(&fake(), &cfg()).await.expect("snap");
+        let shown = |mode| -> Vec<String> {
+            flush_plan(mode, &snap, &cfg())
+                .expect("plan")
+                .iter()
+                .map(CommandSpec::display)
+                .collect()
+        };
+        assert_eq!(shown(FlushMode::Filter), ["iptables -w 5 -t filter -F"]);
+        assert_eq!(shown(FlushMode::Mangle), ["iptables -w 5 -t mangle -F"]);
+        assert_eq!(
+            shown(FlushMode::AllTables),
+            [
+                "iptables -w 5 -t nat -F",
+                "iptables -w 5 -t filter -F",
+                "iptables -w 5 -t mangle -F"
+            ]
+        );
+        for mode in [FlushMode::Filter, FlushMode::AllTables] {
+            assert!(
+                shown(mode)
+                    .iter()
+                    .all(|c| !c.contains(" -P ") && !c.contains(" -X")),
+                "a flush never changes policies or deletes chains"
+            );
+        }
+    }
+
+    #[test]
+    fn every_mode_round_trips_through_its_name_and_agent_flags() {
+        let all = [
+            FlushMode::Nat,
+            FlushMode::Filter,
+            FlushMode::Mangle,
+            FlushMode::AllTables,
+            FlushMode::KubeChains,
+            FlushMode::Canary,
+            FlushMode::NftServices,
+        ];
+        for mode in all {
+            assert_eq!(mode.as_str().parse::<FlushMode>(), Ok(mode));
+            assert_eq!(
+                serde_json::to_value(mode).expect("json"),
+                serde_json::Value::from(mode.as_str())
+            );
+            let flags = mode.agent_args();
+            let named = match flags {
+                ["--table", table] => (*table).to_owned(),
+                [flag] => flag.trim_start_matches("--").to_owned(),
+                other => panic!("unexpected flags {other:?}"),
+            };
+            assert_eq!(named, mode.as_str(), "flags name the mode");
+        }
     }
 
     #[test]

@@ -131,16 +131,7 @@ async fn chosen_nodes(
 
 fn agent_flush_args(mode: FlushMode, name: &str, ttl: u64) -> Vec<String> {
     let mut args = agent_args(&["flush"]);
-    args.extend(
-        match mode {
-            FlushMode::Nat => vec!["--table", "nat"],
-            FlushMode::KubeChains => vec!["--kube-chains"],
-            FlushMode::Canary => vec!["--canary"],
-            FlushMode::NftServices => vec!["--nft-services"],
-        }
-        .into_iter()
-        .map(String::from),
-    );
+    args.extend(mode.agent_args().iter().map(|a| (*a).to_owned()));
     args.extend([
         "--snapshot".into(),
         format!("{STATE_DIR}/{name}.snapshot.json"),
@@ -206,20 +197,11 @@ pub async fn flush_on_nodes(
             return Err(e);
         }
     };
-    let mut result = json!({"mode": mode_name(mode), "nodes": out});
+    let mut result = json!({"mode": mode.as_str(), "nodes": out});
     if let Some(seed) = pick.seed {
         result["seed"] = json!(seed);
     }
     Ok(result)
-}
-
-fn mode_name(mode: FlushMode) -> &'static str {
-    match mode {
-        FlushMode::Nat => "nat",
-        FlushMode::KubeChains => "kube-chains",
-        FlushMode::Canary => "canary",
-        FlushMode::NftServices => "nft-services",
-    }
 }
 
 /// A flush pod created, with its undo.
@@ -605,6 +587,14 @@ mod tests {
         assert_eq!(
             agent_flush_args(FlushMode::Nat, "p", 1)[4..6],
             ["--table", "nat"]
+        );
+        assert_eq!(
+            agent_flush_args(FlushMode::Filter, "p", 1)[4..6],
+            ["--table", "filter"]
+        );
+        assert_eq!(
+            agent_flush_args(FlushMode::AllTables, "p", 1)[4],
+            "--all-tables"
         );
     }
 

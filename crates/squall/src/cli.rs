@@ -187,11 +187,15 @@ pub enum DataplaneCommand {
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("what").required(true).args(["table", "kube_chains", "canary", "nft_services"])))]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["table", "all_tables", "kube_chains", "canary", "nft_services"])))]
 pub struct FlushArgs {
-    /// Flush a whole table, as `iptables -t TABLE -F` (only `nat`).
-    #[arg(long, value_parser = ["nat"])]
+    /// Flush a whole table, as `iptables -t TABLE -F`: `nat`, `filter`
+    /// (seed 000's `iptables -F`) or `mangle`. Chain policies stay.
+    #[arg(long, value_parser = ["nat", "filter", "mangle"])]
     pub table: Option<String>,
+    /// Flush nat, filter and mangle: every table kube-proxy writes.
+    #[arg(long)]
+    pub all_tables: bool,
     /// Remove only kube-proxy's chains and the jumps to them.
     #[arg(long)]
     pub kube_chains: bool,

@@ -89,6 +89,7 @@ pub const FLUSH_RULES: Registered = Registered {
         func: "flush_rules",
         kind: Kind::Action,
         doc: "Flush kube-proxy's rules on this node, or on cluster nodes through helper pods: `nat` (the whole nat table, as `iptables -t nat -F`), \
+              `filter` (the whole filter table, as `iptables -F`; policies stay), `mangle`, `all-tables` (nat, filter and mangle), \
               `kube-chains` (only kube-proxy's chains and the jumps to them), `canary` (delete the \
               KUBE-PROXY-CANARY chains so kube-proxy resyncs) or `nft-services` (empty the nftables \
               services chain). The rules are snapshotted and the undo recorded first.",
@@ -97,7 +98,7 @@ pub const FLUSH_RULES: Registered = Registered {
                 name: "mode",
                 ty: ArgType::String,
                 default: Some("\"nat\""),
-                doc: "nat, kube-chains, canary or nft-services.",
+                doc: "nat, filter, mangle, all-tables, kube-chains, canary or nft-services.",
             },
             NETNS,
             NODE,

@@ -79,7 +79,12 @@ async fn snapshot(netns: Option<&str>, out: &Path, log: &Logger) -> Outcome {
 }
 
 fn mode_of(args: &FlushArgs) -> FlushMode {
-    if args.kube_chains {
+    // clap allows exactly one of these and only the table names it parses.
+    if let Some(mode) = args.table.as_deref().and_then(|t| t.parse().ok()) {
+        mode
+    } else if args.all_tables {
+        FlushMode::AllTables
+    } else if args.kube_chains {
         FlushMode::KubeChains
     } else if args.canary {
         FlushMode::Canary

@@ -108,6 +108,77 @@ fn sigkill_after_the_flush_then_recover() {
     sb.run(&agent(&node, &["diff", "--from", "s.json"])).code(0);
 }
 
+/// Seed 000's `iptables -F` through the agent on a Docker-style node,
+/// the agent killed with SIGKILL, then `squall recover`: rules and the
+/// FORWARD DROP policy back, diff clean.
+#[test]
+fn filter_flush_sigkilled_then_recover_restores_rules_and_policies() {
+    let Some(node) = Node::docker_style() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let mut child = sb
+        .cmd()
+        .args(agent(
+            &node,
+            &[
+                "flush",
+                "--table",
+                "filter",
+                "--snapshot",
+                "s.json",
+                "--ttl",
+                "600",
+            ],
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(20, || sb
+        .read("squall.log")
+        .contains("Restoring the rules in 600s")));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let flushed = node.filter();
+    assert!(!flushed.contains("-A "), "filter flushed: {flushed}");
+    assert!(flushed.contains(":FORWARD DROP"), "policy kept: {flushed}");
+    assert!(node.has_rules(), "nat untouched");
+    sb.run(&agent(&node, &["diff", "--from", "s.json"])).code(1);
+    sb.run(&["recover", "--ledger", "dataplane.ledger.jsonl"])
+        .code(0)
+        .has("Recovered: 1 change(s) undone");
+    assert!(node.forwards_like_docker(), "{}", node.filter());
+    sb.run(&agent(&node, &["diff", "--from", "s.json"])).code(0);
+}
+
+#[test]
+fn all_tables_flush_with_ttl_restores_rules_and_policies_by_itself() {
+    let Some(node) = Node::docker_style() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    sb.run(&agent(
+        &node,
+        &[
+            "flush",
+            "--all-tables",
+            "--snapshot",
+            "s.json",
+            "--ttl",
+            "1",
+        ],
+    ))
+    .code(0)
+    .has("-t nat -F")
+    .has("-t filter -F")
+    .has("-t mangle -F")
+    .has("TTL reached: restoring the rules")
+    .has("Recovered filter, nat: the live rules equal the snapshot");
+    assert!(node.forwards_like_docker() && node.has_rules());
+    sb.run(&agent(&node, &["diff", "--from", "s.json"])).code(0);
+}
+
 fn experiment(sb: &Sandbox, node: &Node, pause: u32) -> std::path::PathBuf {
     sb.write(
         "flush.yaml",

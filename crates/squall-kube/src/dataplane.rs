@@ -62,6 +62,43 @@ struct Agent {
     image: String,
     namespace: String,
     timeout: Duration,
+    /// `--keep-snapshots N --max-snapshot-age SECS` for the node's state
+    /// directory, from the configuration (see [`prune_args`]).
+    prune: Vec<String>,
+}
+
+/// Default of configuration `squall_dataplane_keep_snapshots`.
+pub const KEEP_SNAPSHOTS: u64 = 10;
+/// Default of configuration `squall_dataplane_snapshot_max_age_secs` (a week).
+pub const SNAPSHOT_MAX_AGE_SECS: u64 = 7 * 24 * 3600;
+
+/// How helper pods prune the node's state directory, before a flush and
+/// after each verified restore: configuration
+/// `squall_dataplane_keep_snapshots` [default 10] and
+/// `squall_dataplane_snapshot_max_age_secs` [default 604800, a week]. A
+/// snapshot whose undo is still pending is never removed.
+fn prune_args(configuration: &Map<String, Value>) -> Result<Vec<String>, ActivityError> {
+    let read = |key: &str, default: u64| match configuration.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => v
+            .as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            .ok_or_else(|| {
+                ActivityError::failed(format!(
+                    "configuration `{key}` must be a whole number >= 0, not {v}"
+                ))
+            }),
+    };
+    Ok(vec![
+        "--keep-snapshots".into(),
+        read("squall_dataplane_keep_snapshots", KEEP_SNAPSHOTS)?.to_string(),
+        "--max-snapshot-age".into(),
+        read(
+            "squall_dataplane_snapshot_max_age_secs",
+            SNAPSHOT_MAX_AGE_SECS,
+        )?
+        .to_string(),
+    ])
 }
 
 impl Agent {
@@ -86,6 +123,7 @@ impl Agent {
             image,
             namespace: str_or(args, "agent_namespace", "kube-system")?,
             timeout: Duration::from_secs(timeout),
+            prune: prune_args(&ctx.configuration)?,
         })
     }
 
@@ -129,9 +167,10 @@ async fn chosen_nodes(
     pick_count(names, opt_int(args, "count")?, opt_int(args, "seed")?)
 }
 
-fn agent_flush_args(mode: FlushMode, name: &str, ttl: u64) -> Vec<String> {
+fn agent_flush_args(mode: FlushMode, name: &str, ttl: u64, prune: &[String]) -> Vec<String> {
     let mut args = agent_args(&["flush"]);
     args.extend(mode.agent_args().iter().map(|a| (*a).to_owned()));
+    args.extend_from_slice(prune);
     args.extend([
         "--snapshot".into(),
         format!("{STATE_DIR}/{name}.snapshot.json"),
@@ -179,7 +218,7 @@ pub async fn flush_on_nodes(
                     "run a helper pod ({}) on node {n} in {}: `squall {}` (restores by itself after {ttl}s)",
                     agent.image,
                     agent.namespace,
-                    agent_flush_args(mode, "<pod>", ttl).join(" ")
+                    agent_flush_args(mode, "<pod>", ttl, &agent.prune).join(" ")
                 )
             })
             .collect();
@@ -274,7 +313,7 @@ async fn start_flush(
     // The deadline leaves room for the image pull and a restore on SIGTERM.
     let deadline = ttl + agent.timeout.as_secs() + 60;
     let mut h = agent.helper(ctx, "flush", node, Vec::new(), deadline);
-    h.args = agent_flush_args(mode, &h.name, ttl);
+    h.args = agent_flush_args(mode, &h.name, ttl, &agent.prune);
     let undo = Undo {
         kind: UNDO_KIND.into(),
         data: json!({
@@ -285,6 +324,7 @@ async fn start_flush(
             "image": h.image,
             "ledger": node_ledger(&h.name),
             "timeout_secs": agent.timeout.as_secs(),
+            "prune": agent.prune,
         }),
         description: format!(
             "restore kube-proxy rules on node {node}: delete helper pod {}/{}, then `squall agent dataplane recover` there",
@@ -417,11 +457,27 @@ async fn restore_node(
         namespace,
         node: node.clone(),
         image: field("image")?,
-        args: agent_args(&["recover", "--ledger", &field("ledger")?]),
+        args: recover_args(&field("ledger")?, data),
         deadline_secs: timeout.as_secs() + 60,
         run_id: "squall-restore".into(),
     };
     run_restore_pod(&client, &h, timeout, log).await
+}
+
+/// `squall agent dataplane recover` for a restore pod, pruning the node's
+/// state directory afterwards as the flush pod did (undo data recorded
+/// before pruning existed has no `prune`: nothing is pruned).
+fn recover_args(ledger: &str, data: &Value) -> Vec<String> {
+    let mut args = agent_args(&["recover", "--ledger", ledger]);
+    let prune = data.get("prune").and_then(Value::as_array);
+    args.extend(
+        prune
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_owned),
+    );
+    args
 }
 
 /// Runs the restore pod to its end and deletes it; `Ok` on exit code 0.
@@ -577,25 +633,48 @@ mod tests {
 
     #[test]
     fn the_flush_pod_snapshots_and_records_on_the_node_with_a_ttl() {
-        let args = agent_flush_args(FlushMode::KubeChains, "squall-flush-n1-abc", 90);
+        let prune = prune_args(&Map::new()).unwrap();
+        let args = agent_flush_args(FlushMode::KubeChains, "squall-flush-n1-abc", 90, &prune);
         assert_eq!(
             args.join(" "),
             "--no-log-file agent dataplane flush --kube-chains \
+             --keep-snapshots 10 --max-snapshot-age 604800 \
              --snapshot /var/lib/squall/dataplane/squall-flush-n1-abc.snapshot.json \
              --ledger /var/lib/squall/dataplane/squall-flush-n1-abc.ledger.jsonl --ttl 90"
         );
         assert_eq!(
-            agent_flush_args(FlushMode::Nat, "p", 1)[4..6],
+            agent_flush_args(FlushMode::Nat, "p", 1, &[])[4..6],
             ["--table", "nat"]
         );
         assert_eq!(
-            agent_flush_args(FlushMode::Filter, "p", 1)[4..6],
+            agent_flush_args(FlushMode::Filter, "p", 1, &[])[4..6],
             ["--table", "filter"]
         );
         assert_eq!(
-            agent_flush_args(FlushMode::AllTables, "p", 1)[4],
+            agent_flush_args(FlushMode::AllTables, "p", 1, &[])[4],
             "--all-tables"
         );
+    }
+
+    #[test]
+    fn prune_settings_come_from_the_configuration_and_reach_the_restore_pod() {
+        let config: Map<String, Value> = serde_json::from_value(json!({
+            "squall_dataplane_keep_snapshots": 3,
+            "squall_dataplane_snapshot_max_age_secs": "60"
+        }))
+        .unwrap();
+        let prune = prune_args(&config).unwrap();
+        assert_eq!(prune, ["--keep-snapshots", "3", "--max-snapshot-age", "60"]);
+        let bad: Map<String, Value> =
+            serde_json::from_value(json!({"squall_dataplane_keep_snapshots": -1})).unwrap();
+        assert!(prune_args(&bad).is_err());
+        let with = recover_args("/l.jsonl", &json!({"prune": prune}));
+        assert_eq!(
+            with.join(" "),
+            "--no-log-file agent dataplane recover --ledger /l.jsonl --keep-snapshots 3 --max-snapshot-age 60"
+        );
+        let old = recover_args("/l.jsonl", &json!({}));
+        assert_eq!(old.len(), 5, "older undo data: no pruning flags");
     }
 
     #[test]

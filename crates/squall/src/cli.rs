@@ -157,6 +157,8 @@ pub enum DataplaneCommand {
         /// The ledger the flush recorded its undo in (`flush --ledger`).
         #[arg(long, value_name = "PATH")]
         ledger: PathBuf,
+        #[command(flatten)]
+        prune: PruneArgs,
     },
     /// Compare the live rules with a snapshot: exit 0 when equal, else 1
     /// and the differences as JSON.
@@ -218,6 +220,22 @@ pub struct FlushArgs {
     /// Take the snapshot and print the commands, change nothing.
     #[arg(long)]
     pub dry: bool,
+    #[command(flatten)]
+    pub prune: PruneArgs,
+}
+
+/// Pruning of the snapshot's directory (a node's state directory), before
+/// a flush and after every verified restore. Only `*.snapshot.json`,
+/// `*.snapshot.after.json` and `*.ledger.jsonl` files whose undo is done are
+/// removed; without either flag nothing is.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Keep at most this many snapshots (and node ledgers), newest first.
+    #[arg(long, value_name = "N")]
+    pub keep_snapshots: Option<usize>,
+    /// Remove finished snapshots and ledgers older than this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub max_snapshot_age: Option<u64>,
 }
 
 /// Where experiment variables come from.

@@ -29,6 +29,7 @@ use squall_dataplane::inspect::stale_from_json;
 use squall_dataplane::model::ServiceMap;
 
 use crate::args::{int_or, opt_int, opt_str, str_or};
+use crate::cleanup::PodGuard;
 use crate::connect::{Kube, Origin, kube};
 use crate::helper::{self, Helper, STATE_DIR};
 use crate::node::{NodeQuery, guard, pick_count};
@@ -248,6 +249,9 @@ struct Started {
     helper: Helper,
     undo_id: String,
     undo: Value,
+    /// Deletes the pod (it then restores) if the activity is cancelled
+    /// before the flush is confirmed; disarmed once it is.
+    guard: Option<PodGuard>,
 }
 
 /// Starts a flush pod on every node, then waits until each has flushed.
@@ -265,7 +269,7 @@ async fn flush_all(
     let mut out = Vec::new();
     for s in started.iter() {
         let h = &s.helper;
-        helper::wait_for_log(
+        let logs = helper::wait_for_log(
             &kube.client(),
             h,
             "Flushed (",
@@ -279,10 +283,27 @@ async fn flush_all(
         ));
         out.push(
             json!({"node": h.node, "pod": h.name, "namespace": h.namespace,
-            "snapshot": format!("{STATE_DIR}/{}.snapshot.json", h.name), "ttl_secs": ttl}),
+            "snapshot": format!("{STATE_DIR}/{}.snapshot.json", h.name), "ttl_secs": ttl,
+            "flushed_at": flushed_at(&logs)}),
         );
     }
+    // Every node flushed: the pods stay up to restore at their TTL.
+    for s in started.iter_mut() {
+        if let Some(guard) = s.guard.take() {
+            guard.disarm();
+        }
+    }
     Ok(out)
+}
+
+/// When the agent says the rules went (`"flushed_at": "…"` in the report
+/// it prints after flushing): the start of the outage on that node, by the
+/// node's clock. `null` from an agent too old to say.
+fn flushed_at(logs: &str) -> Value {
+    logs.lines()
+        .find_map(|l| l.trim().strip_prefix("\"flushed_at\": "))
+        .and_then(|v| serde_json::from_str::<String>(v.trim_end_matches(',')).ok())
+        .map_or(Value::Null, Value::String)
 }
 
 /// Undoes the flushes that began, marking each undo done once it worked.
@@ -337,10 +358,12 @@ async fn start_flush(
         settle_failed_write(ctx, &id, &e)?;
         return Err(api_error(e));
     }
+    let guard = Some(PodGuard::new(&kube.client(), &h.namespace, &h.name));
     Ok(Started {
         helper: h,
         undo_id: id,
         undo: data,
+        guard,
     })
 }
 
@@ -494,9 +517,11 @@ async fn run_restore_pod(
     helper::create(client, h)
         .await
         .map_err(|e| api_error(e).message().to_owned())?;
+    let guard = PodGuard::new(client, &h.namespace, &h.name);
     let ended = helper::wait_to_end(client, h, timeout, log).await;
     // The restore pod's job is done (or failed): never leave it behind.
     let _ = helper::delete_and_wait(client, &h.namespace, &h.name, Duration::from_secs(60)).await;
+    guard.disarm();
     let ended = ended.map_err(|e| e.message().to_owned())?;
     if ended.exit_code != 0 {
         return Err(format!(
@@ -581,8 +606,10 @@ async fn inspect_node(
         agent.timeout.as_secs() + 60,
     );
     helper::create(client, &h).await.map_err(api_error)?;
+    let guard = PodGuard::new(client, &h.namespace, &h.name);
     let ended = helper::wait_to_end(client, &h, agent.timeout, ctx.log.as_ref()).await;
     let _ = helper::delete_and_wait(client, &h.namespace, &h.name, Duration::from_secs(60)).await;
+    guard.disarm();
     let ended = ended?;
     if ended.exit_code != 0 {
         return Err(ActivityError::Failed(format!(
@@ -674,7 +701,15 @@ mod tests {
             "--no-log-file agent dataplane recover --ledger /l.jsonl --keep-snapshots 3 --max-snapshot-age 60"
         );
         let old = recover_args("/l.jsonl", &json!({}));
-        assert_eq!(old.len(), 5, "older undo data: no pruning flags");
+        assert_eq!(old.len(), 6, "older undo data: no pruning flags");
+    }
+
+    #[test]
+    fn the_flush_time_is_read_from_the_agent_report() {
+        let logs = "[INFO] Flushed (filter): iptables -w 5 -t filter -F\n{\n  \"mode\": \"filter\",\n  \
+                    \"flushed_at\": \"2026-12-03T07:00:00.123456+00:00\"\n}\n";
+        assert_eq!(flushed_at(logs), json!("2026-12-03T07:00:00.123456+00:00"));
+        assert_eq!(flushed_at("[INFO] Flushed (nat)\n"), Value::Null);
     }
 
     #[test]

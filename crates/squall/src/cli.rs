@@ -111,6 +111,10 @@ pub struct ServeArgs {
     /// temporary directory].
     #[arg(long, value_name = "DIR")]
     pub host_root: Option<PathBuf>,
+    /// Pulling IMAGE fails: its pods stay Pending with `ErrImagePull`, as
+    /// on a node that cannot reach the registry. Repeatable.
+    #[arg(long, value_name = "IMAGE")]
+    pub fail_pull: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

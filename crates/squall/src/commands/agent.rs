@@ -134,6 +134,8 @@ async fn flush(netns: Option<&str>, args: &FlushArgs, log: &Logger) -> Outcome {
             args.ledger.display()
         ))
     })?;
+    // When the rules went, for outage measurements through a helper pod.
+    let flushed_at = squall_core::journal::timestamp(unix_micros_now());
     if let Err(e) = save_after(runner.as_ref(), &cfg, &prepared).await {
         log.warning(&format!(
             "cannot save the rules as flushed ({e}); a restore puts every table back"
@@ -144,7 +146,11 @@ async fn flush(netns: Option<&str>, args: &FlushArgs, log: &Logger) -> Outcome {
         prepared.undo.mode,
         report.commands.join("; ")
     ));
-    print_json(&report);
+    print_json(&serde_json::json!({
+        "mode": report.mode,
+        "commands": report.commands,
+        "flushed_at": flushed_at,
+    }));
     // After the flush, so pruning never delays the fault; this run's own
     // snapshot is protected by its pending undo.
     prune_state(&path, &args.ledger, &args.prune, log);
@@ -226,6 +232,12 @@ fn pending_state(dir: &Path, ledger: &Path) -> Result<BTreeSet<PathBuf>, String>
         }
     }
     Ok(keep)
+}
+
+fn unix_micros_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
 fn how_to_undo(args: &FlushArgs, snapshot: &Path) -> String {

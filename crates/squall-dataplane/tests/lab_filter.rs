@@ -14,7 +14,7 @@ mod lab;
 
 use squall_dataplane::flush::{FlushMode, apply_flush, prepare_flush, save_after};
 use squall_dataplane::restore::{diff_live, restore_from_undo, restore_snapshot};
-use squall_dataplane::ruleset::parse_save;
+use squall_dataplane::ruleset::{SavedRuleset, parse_save};
 use squall_dataplane::snapshot::take_snapshot;
 
 use lab::{EMPTY_CLUSTER_IP, Lab, NODE_IP, NODE_PORT};
@@ -28,6 +28,28 @@ fn filter_rules(lab: &Lab, chain: &str) -> usize {
     parse_save(&lab.filter_dump())
         .get("filter")
         .map_or(0, |t| t.chain_rules(chain).count())
+}
+
+/// After `iptables -F` on the Docker-style node: no filter rule, the DROP
+/// policy kept, the nat table untouched, and the forwarded NodePort dead.
+fn assert_seed_000_state(lab: &Lab, nat_before: &SavedRuleset) {
+    assert_eq!(filter_rules(lab, "FORWARD"), 0, "every filter rule is gone");
+    assert_eq!(filter_rules(lab, "KUBE-FORWARD"), 0);
+    assert_eq!(
+        lab.policy("filter", "FORWARD"),
+        "DROP",
+        "`iptables -F` flushes rules, not policies"
+    );
+    assert_eq!(
+        parse_save(&lab.nat_dump()),
+        *nat_before,
+        "the nat rules are untouched: the outage is the filter table's"
+    );
+    assert_eq!(
+        node_port_failures(lab, 3),
+        3,
+        "with FORWARD DROP and no KUBE-FORWARD, the forwarded NodePort dies"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,27 +74,7 @@ async fn filter_flush_drops_forwarded_traffic_and_the_undo_brings_rules_and_poli
     save_after(&runner, &cfg, &prepared).await.expect("after");
     assert_eq!(report.commands, ["iptables -w 5 -t filter -F"]);
 
-    assert_eq!(
-        filter_rules(&lab, "FORWARD"),
-        0,
-        "every filter rule is gone"
-    );
-    assert_eq!(filter_rules(&lab, "KUBE-FORWARD"), 0);
-    assert_eq!(
-        lab.policy("filter", "FORWARD"),
-        "DROP",
-        "`iptables -F` flushes rules, not policies"
-    );
-    assert_eq!(
-        parse_save(&lab.nat_dump()),
-        nat_before,
-        "the nat rules are untouched: the outage is the filter table's"
-    );
-    assert_eq!(
-        node_port_failures(&lab, 3),
-        3,
-        "with FORWARD DROP and no KUBE-FORWARD, the forwarded NodePort dies"
-    );
+    assert_seed_000_state(&lab, &nat_before);
 
     let (restored, subset) = restore_from_undo(&runner, &cfg, &prepared.undo)
         .await

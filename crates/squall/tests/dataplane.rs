@@ -274,6 +274,31 @@ fn count_files(dir: &std::path::Path, suffix: &str) -> usize {
         .count()
 }
 
+/// One flush/restore cycle in `state`: `flush --table nat --ttl 0` with
+/// `--keep-snapshots 3`, restored and verified at once.
+fn cycle(sb: &Sandbox, node: &Node, state: &std::path::Path, i: usize) {
+    let snap = state.join(format!("c{i:02}.snapshot.json"));
+    let ledger = state.join(format!("c{i:02}.ledger.jsonl"));
+    let (snap, ledger) = (snap.to_str().unwrap(), ledger.to_str().unwrap());
+    let args = [
+        "flush",
+        "--table",
+        "nat",
+        "--snapshot",
+        snap,
+        "--ledger",
+        ledger,
+        "--ttl",
+        "0",
+        "--keep-snapshots",
+        "3",
+    ];
+    sb.run(&agent(node, &args))
+        .code(0)
+        .has("the live rules equal the snapshot");
+    assert!(node.has_rules(), "cycle {i} restored");
+}
+
 /// Repeated scheduled runs on one node (what helper pods do in
 /// /var/lib/squall/dataplane): twenty flush/restore cycles leave at most
 /// `--keep-snapshots` snapshots and ledgers, while a flush whose undo is
@@ -284,79 +309,39 @@ fn twenty_cycles_leave_at_most_the_kept_snapshots_and_never_a_pending_one() {
     let sb = Sandbox::new();
     let state = sb.dir.path().join("state");
     std::fs::create_dir(&state).unwrap();
-    let file = |name: String| state.join(name).to_string_lossy().into_owned();
-    let (pending_snap, pending_ledger) = (
-        file("pending.snapshot.json".into()),
-        file("pending.ledger.jsonl".into()),
+    let pending_snap = state.join("pending.snapshot.json");
+    let pending_ledger = state.join("pending.ledger.jsonl");
+    let (snap, ledger) = (
+        pending_snap.to_str().unwrap(),
+        pending_ledger.to_str().unwrap(),
     );
-    sb.run(&agent(
-        &node,
-        &[
-            "flush",
-            "--kube-chains",
-            "--snapshot",
-            &pending_snap,
-            "--ledger",
-            &pending_ledger,
-        ],
-    ))
-    .code(0);
-    sb.run(&["recover", "--ledger", &pending_ledger]).code(0);
-    assert!(node.has_rules());
-    // Pending again (mangle: empty in this lab, so the cycles below are
-    // not disturbed), left pending through every prune.
-    sb.run(&agent(
-        &node,
-        &[
-            "flush",
-            "--table",
-            "mangle",
-            "--snapshot",
-            &pending_snap,
-            "--ledger",
-            &pending_ledger,
-        ],
-    ))
-    .code(0);
+    // Left pending through every prune (mangle is empty in this lab, so the
+    // cycles below are not disturbed).
+    let args = [
+        "flush",
+        "--table",
+        "mangle",
+        "--snapshot",
+        snap,
+        "--ledger",
+        ledger,
+    ];
+    sb.run(&agent(&node, &args)).code(0);
     for i in 0..20 {
-        let (snap, ledger) = (
-            file(format!("c{i:02}.snapshot.json")),
-            file(format!("c{i:02}.ledger.jsonl")),
-        );
-        sb.run(&agent(
-            &node,
-            &[
-                "flush",
-                "--table",
-                "nat",
-                "--snapshot",
-                &snap,
-                "--ledger",
-                &ledger,
-                "--ttl",
-                "0",
-                "--keep-snapshots",
-                "3",
-            ],
-        ))
-        .code(0)
-        .has("the live rules equal the snapshot");
-        assert!(node.has_rules(), "cycle {i} restored");
+        cycle(&sb, &node, &state, i);
     }
     let snapshots = count_files(&state, ".snapshot.json");
     assert!(snapshots <= 3, "{snapshots} snapshot files left");
     assert!(count_files(&state, ".ledger.jsonl") <= 3);
     assert!(
-        std::path::Path::new(&pending_snap).exists(),
+        pending_snap.exists(),
         "a snapshot whose undo is pending is never pruned"
     );
-    assert!(std::path::Path::new(&file("c19.snapshot.json".into())).exists());
-    sb.run(&agent(
-        &node,
-        &["diff", "--from", &file("c19.snapshot.json".into())],
-    ))
-    .code(0);
-    sb.run(&["recover", "--ledger", &pending_ledger])
+    let newest = state.join("c19.snapshot.json");
+    assert!(newest.exists());
+    sb.run(&agent(&node, &["diff", "--from", newest.to_str().unwrap()]))
+        .code(0);
+    sb.run(&["recover", "--ledger", ledger])
         .code(0)
         .has("Recovered: 1 change(s) undone");
 }

@@ -11,11 +11,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
-use squall_dataplane::flush::{FlushMode, apply_flush, prepare_flush, save_after};
+use squall_dataplane::flush::{FlushMode, PreparedFlush, apply_flush, prepare_flush, save_after};
 use squall_dataplane::inspect::{ProxyMode, inspect_node, parse_dump, stale_from_json};
 use squall_dataplane::prune::{LEDGER_SUFFIX, PrunePolicy, prune_state_dir};
 use squall_dataplane::restore::{diff_live, restore_from_file};
-use squall_dataplane::snapshot::{Snapshot, take_snapshot};
+use squall_dataplane::runner::CommandRunner;
+use squall_dataplane::snapshot::{IptablesConfig, Snapshot, take_snapshot};
 use squall_engine::ledger::{Ledger, read_pending};
 use squall_engine::log::Logger;
 use squall_engine::providers::dataplane::{
@@ -118,39 +119,7 @@ async fn flush(netns: Option<&str>, args: &FlushArgs, log: &Logger) -> Outcome {
         }
         return Ok(OK);
     }
-    let ledger = Ledger::open(&args.ledger).map_err(|e| {
-        failed(format!(
-            "cannot open the ledger {}: {e}",
-            args.ledger.display()
-        ))
-    })?;
-    let run_id = format!("agent-{}", std::process::id());
-    let id = ledger
-        .record(&run_id, &target(netns), flush_undo(netns, &prepared.undo))
-        .map_err(|e| failed(format!("cannot record the undo, nothing was changed: {e}")))?;
-    let report = apply_flush(runner.as_ref(), &prepared).await.map_err(|e| {
-        failed(format!(
-            "flush failed part-way: {e}; run `squall recover --ledger {}`",
-            args.ledger.display()
-        ))
-    })?;
-    // When the rules went, for outage measurements through a helper pod.
-    let flushed_at = squall_core::journal::timestamp(unix_micros_now());
-    if let Err(e) = save_after(runner.as_ref(), &cfg, &prepared).await {
-        log.warning(&format!(
-            "cannot save the rules as flushed ({e}); a restore puts every table back"
-        ));
-    }
-    log.info(&format!(
-        "Flushed ({}): {}",
-        prepared.undo.mode,
-        report.commands.join("; ")
-    ));
-    print_json(&serde_json::json!({
-        "mode": report.mode,
-        "commands": report.commands,
-        "flushed_at": flushed_at,
-    }));
+    let (ledger, id) = record_and_apply(runner.as_ref(), &cfg, &prepared, args, netns, log).await?;
     // After the flush, so pruning never delays the fault; this run's own
     // snapshot is protected by its pending undo.
     prune_state(&path, &args.ledger, &args.prune, log);
@@ -166,6 +135,52 @@ async fn flush(netns: Option<&str>, args: &FlushArgs, log: &Logger) -> Outcome {
             Ok(OK)
         }
     }
+}
+
+/// Records the undo in the ledger, then flushes, saves the rules as
+/// flushed and prints the report; returns the ledger and the undo's id.
+async fn record_and_apply(
+    runner: &dyn CommandRunner,
+    cfg: &IptablesConfig,
+    prepared: &PreparedFlush,
+    args: &FlushArgs,
+    netns: Option<&str>,
+    log: &Logger,
+) -> Result<(Ledger, String), (u8, String)> {
+    let ledger = Ledger::open(&args.ledger).map_err(|e| {
+        failed(format!(
+            "cannot open the ledger {}: {e}",
+            args.ledger.display()
+        ))
+    })?;
+    let run_id = format!("agent-{}", std::process::id());
+    let id = ledger
+        .record(&run_id, &target(netns), flush_undo(netns, &prepared.undo))
+        .map_err(|e| failed(format!("cannot record the undo, nothing was changed: {e}")))?;
+    let report = apply_flush(runner, prepared).await.map_err(|e| {
+        failed(format!(
+            "flush failed part-way: {e}; run `squall recover --ledger {}`",
+            args.ledger.display()
+        ))
+    })?;
+    // When the rules went, for outage measurements through a helper pod.
+    let flushed_at = squall_core::journal::timestamp(unix_micros_now());
+    if let Err(e) = save_after(runner, cfg, prepared).await {
+        log.warning(&format!(
+            "cannot save the rules as flushed ({e}); a restore puts every table back"
+        ));
+    }
+    log.info(&format!(
+        "Flushed ({}): {}",
+        prepared.undo.mode,
+        report.commands.join("; ")
+    ));
+    print_json(&serde_json::json!({
+        "mode": report.mode,
+        "commands": report.commands,
+        "flushed_at": flushed_at,
+    }));
+    Ok((ledger, id))
 }
 
 /// `--keep-snapshots` / `--max-snapshot-age` as a policy; `None` (no

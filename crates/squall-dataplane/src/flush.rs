@@ -29,7 +29,7 @@ use crate::error::{DataplaneError, Result};
 use crate::nftables;
 use crate::ruleset::{SavedRule, parse_save};
 use crate::runner::{CommandRunner, CommandSpec, run_checked};
-use crate::snapshot::{Backend, IptablesConfig, Snapshot, take_snapshot};
+use crate::snapshot::{Backend, Family, IptablesConfig, Snapshot, take_snapshot};
 
 /// kube-proxy's flush-detection chain.
 pub const CANARY_CHAIN: &str = "KUBE-PROXY-CANARY";
@@ -221,17 +221,40 @@ pub async fn apply_flush<R: CommandRunner + ?Sized>(
     })
 }
 
-/// The commands that inject `mode` on a node whose rules are `snapshot`.
+/// The commands that inject `mode` on a node whose rules are `snapshot`,
+/// for each family in [`IptablesConfig::families`] (`ip6tables` for IPv6;
+/// `nft-services` always covers both nftables families).
 pub fn flush_plan(
     mode: FlushMode,
     snapshot: &Snapshot,
     cfg: &IptablesConfig,
 ) -> Result<Vec<CommandSpec>> {
+    if mode == FlushMode::NftServices {
+        return nft_services_plan(snapshot);
+    }
+    let mut plan = Vec::new();
+    for &family in &cfg.families {
+        if family == Family::Ipv6 && snapshot.tables6.is_empty() {
+            return Err(DataplaneError::NothingToFlush(
+                "no ip6tables rules on this node (IPv4-only, or ip6tables missing)".into(),
+            ));
+        }
+        plan.extend(family_plan(mode, snapshot, cfg, family)?);
+    }
+    Ok(plan)
+}
+
+fn family_plan(
+    mode: FlushMode,
+    snapshot: &Snapshot,
+    cfg: &IptablesConfig,
+    family: Family,
+) -> Result<Vec<CommandSpec>> {
     let wait = cfg.wait_secs.to_string();
     let ipt = |args: &[&str]| {
         let mut all = vec!["-w", wait.as_str()];
         all.extend_from_slice(args);
-        CommandSpec::new(cfg.program("iptables"), all)
+        CommandSpec::new(cfg.program_for(family, "iptables"), all)
     };
     match mode {
         // `-F` empties every chain of the table and leaves chains and their
@@ -241,31 +264,31 @@ pub fn flush_plan(
             .iter()
             .map(|table| ipt(&["-t", table, "-F"]))
             .collect()),
-        FlushMode::Canary => canary_plan(snapshot, ipt),
+        FlushMode::Canary => canary_plan(snapshot, family, ipt),
         FlushMode::NftServices => nft_services_plan(snapshot),
         FlushMode::KubeChains => {
-            let payload = kube_chains_payload(snapshot);
+            let payload = kube_chains_payload_of(snapshot, family);
             if payload.is_empty() {
                 return Err(DataplaneError::NothingToFlush(
                     "no kube-proxy KUBE-* chains".into(),
                 ));
             }
             let args = ["-w", wait.as_str(), "--noflush"];
-            Ok(vec![
-                CommandSpec::new(cfg.program("iptables-restore"), args).with_stdin(payload),
-            ])
+            let program = cfg.program_for(family, "iptables-restore");
+            Ok(vec![CommandSpec::new(program, args).with_stdin(payload)])
         }
     }
 }
 
 fn canary_plan(
     snapshot: &Snapshot,
+    family: Family,
     ipt: impl Fn(&[&str]) -> CommandSpec,
 ) -> Result<Vec<CommandSpec>> {
     let mut plan = Vec::new();
     // mangle first: it is the copy kube-proxy polls.
     for table in ["mangle", "nat", "filter"] {
-        if declares(snapshot, table, CANARY_CHAIN) {
+        if declares(snapshot.tables_of(family), table, CANARY_CHAIN) {
             plan.push(ipt(&["-t", table, "-F", CANARY_CHAIN]));
             plan.push(ipt(&["-t", table, "-X", CANARY_CHAIN]));
         }
@@ -298,8 +321,8 @@ fn nft_services_plan(snapshot: &Snapshot) -> Result<Vec<CommandSpec>> {
     Ok(plan)
 }
 
-fn declares(snapshot: &Snapshot, table: &str, chain: &str) -> bool {
-    snapshot.tables.get(table).is_some_and(|dump| {
+fn declares(tables: &std::collections::BTreeMap<String, String>, table: &str, chain: &str) -> bool {
+    tables.get(table).is_some_and(|dump| {
         parse_save(dump)
             .get(table)
             .is_some_and(|t| t.chains.contains_key(chain))
@@ -316,8 +339,13 @@ pub fn is_kube_proxy_chain(chain: &str) -> bool {
 /// deleted first and all chains flushed before any is deleted, because
 /// iptables refuses to delete a chain that is still referenced.
 pub fn kube_chains_payload(snapshot: &Snapshot) -> String {
+    kube_chains_payload_of(snapshot, Family::Ipv4)
+}
+
+/// [`kube_chains_payload`] for the tables of `family`.
+pub fn kube_chains_payload_of(snapshot: &Snapshot, family: Family) -> String {
     let mut out = String::new();
-    for dump in snapshot.tables.values() {
+    for dump in snapshot.tables_of(family).values() {
         for (name, table) in parse_save(dump) {
             let owned: BTreeSet<&String> = table
                 .chains
@@ -389,7 +417,7 @@ mod tests {
         let mutating = f
             .calls()
             .iter()
-            .filter(|c| c.program != "iptables-save" && c.args != ["--version"])
+            .filter(|c| !c.program.ends_with("-save") && c.args != ["--version"])
             .count();
         assert_eq!(
             mutating,
@@ -506,6 +534,53 @@ mod tests {
                 "a flush never changes policies or deletes chains"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn ipv6_flushes_use_ip6tables_and_need_ip6_rules() {
+        let f = fake();
+        f.on_ok(&["ip6tables-save", "-t", "nat"], NAT)
+            .on_ok(&["ip6tables-save", "-t", "mangle"], MANGLE);
+        let dual = IptablesConfig {
+            families: vec![Family::Ipv4, Family::Ipv6],
+            ..cfg()
+        };
+        let snap = take_snapshot(&f, &dual).await.expect("snap");
+        assert_eq!(snap.tables6.keys().collect::<Vec<_>>(), ["mangle", "nat"]);
+        let shown: Vec<String> = flush_plan(FlushMode::Filter, &snap, &dual)
+            .expect("plan")
+            .iter()
+            .map(CommandSpec::display)
+            .collect();
+        assert_eq!(
+            shown,
+            ["iptables -w 5 -t filter -F", "ip6tables -w 5 -t filter -F"]
+        );
+        let v6 = IptablesConfig {
+            families: vec![Family::Ipv6],
+            backend: Some(Backend::Nft),
+            ..cfg()
+        };
+        let plan = flush_plan(FlushMode::KubeChains, &snap, &v6).expect("plan");
+        assert_eq!(plan[0].program, "ip6tables-nft-restore");
+        assert!(
+            plan[0]
+                .stdin
+                .as_deref()
+                .unwrap_or("")
+                .contains("-X KUBE-SVC-A")
+        );
+        let canary = flush_plan(FlushMode::Canary, &snap, &v6).expect("plan");
+        assert_eq!(
+            canary[0].display(),
+            "ip6tables-nft -w 5 -t mangle -F KUBE-PROXY-CANARY"
+        );
+        let v4_only = take_snapshot(&fake(), &cfg()).await.expect("snap");
+        assert!(v4_only.tables6.is_empty(), "no ip6 tables: none recorded");
+        assert!(matches!(
+            flush_plan(FlushMode::Nat, &v4_only, &v6),
+            Err(DataplaneError::NothingToFlush(_))
+        ));
     }
 
     #[test]

@@ -94,6 +94,27 @@ impl std::str::FromStr for Family {
     }
 }
 
+/// The families a flush acts on, from `ipv4` (the default, also for
+/// `None`), `ipv6` or `both` (dual-stack: `iptables` then `ip6tables`).
+pub fn parse_families(text: Option<&str>) -> std::result::Result<Vec<Family>, String> {
+    match text.unwrap_or("ipv4") {
+        "both" | "dual" | "dual-stack" => Ok(vec![Family::Ipv4, Family::Ipv6]),
+        one => one
+            .parse::<Family>()
+            .map(|f| vec![f])
+            .map_err(|_| format!("unknown family {one:?} (ipv4, ipv6 or both)")),
+    }
+}
+
+/// The `--family` / `family` spelling of [`parse_families`]' result.
+pub fn families_name(families: &[Family]) -> &'static str {
+    match families {
+        [Family::Ipv6] => "ipv6",
+        [_, _, ..] => "both",
+        _ => "ipv4",
+    }
+}
+
 /// How the iptables tools are invoked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IptablesConfig {
@@ -533,6 +554,32 @@ mod tests {
         assert_eq!(parse_backend("iptables v1.6.1"), Some(Backend::Legacy));
         assert_eq!(parse_backend("iptables v1.9 (weird)"), None);
         assert_eq!(parse_backend(""), None);
+    }
+
+    #[test]
+    fn families_and_ip6_programs() {
+        assert_eq!(parse_families(None), Ok(vec![Family::Ipv4]));
+        assert_eq!(parse_families(Some("ipv6")), Ok(vec![Family::Ipv6]));
+        let both = parse_families(Some("both")).expect("both");
+        assert_eq!(both, [Family::Ipv4, Family::Ipv6]);
+        assert_eq!(families_name(&both), "both");
+        assert!(parse_families(Some("ipx")).is_err());
+        let cfg = IptablesConfig {
+            backend: Some(Backend::Legacy),
+            ..IptablesConfig::default()
+        };
+        assert_eq!(
+            cfg.program_for(Family::Ipv6, "iptables-save"),
+            "ip6tables-legacy-save"
+        );
+        assert_eq!(
+            IptablesConfig::default().program_for(Family::Ipv6, "iptables"),
+            "ip6tables"
+        );
+        assert_eq!(
+            Family::split_key(&Family::Ipv6.key("nat")),
+            (Family::Ipv6, "nat")
+        );
     }
 
     #[test]

@@ -27,6 +27,7 @@ use squall_activity::{
 use squall_dataplane::flush::FlushMode;
 use squall_dataplane::inspect::stale_from_json;
 use squall_dataplane::model::ServiceMap;
+use squall_dataplane::snapshot::{Family, families_name, parse_families};
 
 use crate::args::{int_or, opt_int, opt_str, str_or};
 use crate::cleanup::PodGuard;
@@ -168,9 +169,16 @@ async fn chosen_nodes(
     pick_count(names, opt_int(args, "count")?, opt_int(args, "seed")?)
 }
 
-fn agent_flush_args(mode: FlushMode, name: &str, ttl: u64, prune: &[String]) -> Vec<String> {
+/// What a flush pod does: the mode, on which address families.
+type Fault<'a> = (FlushMode, &'a [Family]);
+
+fn agent_flush_args(fault: Fault<'_>, name: &str, ttl: u64, prune: &[String]) -> Vec<String> {
+    let (mode, families) = fault;
     let mut args = agent_args(&["flush"]);
     args.extend(mode.agent_args().iter().map(|a| (*a).to_owned()));
+    if families != [Family::Ipv4] {
+        args.extend(["--family".into(), families_name(families).into()]);
+    }
     args.extend_from_slice(prune);
     args.extend([
         "--snapshot".into(),
@@ -208,6 +216,9 @@ pub async fn flush_on_nodes(
     let client = kube.client();
     let agent = Agent::read(&ctx, &args)?;
     let ttl = int_or(&args, "ttl_secs", 300)?.max(1).unsigned_abs();
+    let families =
+        parse_families(opt_str(&args, "family")?.as_deref()).map_err(ActivityError::Failed)?;
+    let fault = (mode, families.as_slice());
     let pick = chosen_nodes(&client, &args).await?;
     guard(&ctx, &client, &pick, "flush_rules", "no rules were flushed").await?;
     if ctx.dry {
@@ -219,7 +230,7 @@ pub async fn flush_on_nodes(
                     "run a helper pod ({}) on node {n} in {}: `squall {}` (restores by itself after {ttl}s)",
                     agent.image,
                     agent.namespace,
-                    agent_flush_args(mode, "<pod>", ttl, &agent.prune).join(" ")
+                    agent_flush_args(fault, "<pod>", ttl, &agent.prune).join(" ")
                 )
             })
             .collect();
@@ -227,7 +238,7 @@ pub async fn flush_on_nodes(
         return ctx.plan(&targets, &changes);
     }
     let mut started = Vec::new();
-    let out = match flush_all(&ctx, &kube, &agent, &pick.names, (mode, ttl), &mut started).await {
+    let out = match flush_all(&ctx, &kube, &agent, &pick.names, (fault, ttl), &mut started).await {
         Ok(out) => out,
         Err(e) => {
             // All or nothing: a flush that failed on one node (or whose pod
@@ -260,11 +271,11 @@ async fn flush_all(
     kube: &Kube,
     agent: &Agent,
     nodes: &[String],
-    (mode, ttl): (FlushMode, u64),
+    (fault, ttl): (Fault<'_>, u64),
     started: &mut Vec<Started>,
 ) -> Result<Vec<Value>, ActivityError> {
     for node in nodes {
-        started.push(start_flush(ctx, kube, agent, node, mode, ttl).await?);
+        started.push(start_flush(ctx, kube, agent, node, fault, ttl).await?);
     }
     let mut out = Vec::new();
     for s in started.iter() {
@@ -278,8 +289,12 @@ async fn flush_all(
         )
         .await?;
         ctx.log.info(&format!(
-            "node/{}: rules flushed ({mode:?}) by helper pod {}/{}; it restores them in {ttl}s unless rolled back first",
-            h.node, h.namespace, h.name
+            "node/{}: rules flushed ({}, {}) by helper pod {}/{}; it restores them in {ttl}s unless rolled back first",
+            h.node,
+            fault.0,
+            families_name(fault.1),
+            h.namespace,
+            h.name
         ));
         out.push(
             json!({"node": h.node, "pod": h.name, "namespace": h.namespace,
@@ -328,13 +343,13 @@ async fn start_flush(
     kube: &Kube,
     agent: &Agent,
     node: &str,
-    mode: FlushMode,
+    fault: Fault<'_>,
     ttl: u64,
 ) -> Result<Started, ActivityError> {
     // The deadline leaves room for the image pull and a restore on SIGTERM.
     let deadline = ttl + agent.timeout.as_secs() + 60;
     let mut h = agent.helper(ctx, "flush", node, Vec::new(), deadline);
-    h.args = agent_flush_args(mode, &h.name, ttl, &agent.prune);
+    h.args = agent_flush_args(fault, &h.name, ttl, &agent.prune);
     let undo = Undo {
         kind: UNDO_KIND.into(),
         data: json!({
@@ -661,7 +676,13 @@ mod tests {
     #[test]
     fn the_flush_pod_snapshots_and_records_on_the_node_with_a_ttl() {
         let prune = prune_args(&Map::new()).unwrap();
-        let args = agent_flush_args(FlushMode::KubeChains, "squall-flush-n1-abc", 90, &prune);
+        let v4 = [Family::Ipv4];
+        let args = agent_flush_args(
+            (FlushMode::KubeChains, &v4),
+            "squall-flush-n1-abc",
+            90,
+            &prune,
+        );
         assert_eq!(
             args.join(" "),
             "--no-log-file agent dataplane flush --kube-chains \
@@ -670,16 +691,21 @@ mod tests {
              --ledger /var/lib/squall/dataplane/squall-flush-n1-abc.ledger.jsonl --ttl 90"
         );
         assert_eq!(
-            agent_flush_args(FlushMode::Nat, "p", 1, &[])[4..6],
+            agent_flush_args((FlushMode::Nat, &v4), "p", 1, &[])[4..6],
             ["--table", "nat"]
         );
         assert_eq!(
-            agent_flush_args(FlushMode::Filter, "p", 1, &[])[4..6],
+            agent_flush_args((FlushMode::Filter, &v4), "p", 1, &[])[4..6],
             ["--table", "filter"]
         );
         assert_eq!(
-            agent_flush_args(FlushMode::AllTables, "p", 1, &[])[4],
+            agent_flush_args((FlushMode::AllTables, &v4), "p", 1, &[])[4],
             "--all-tables"
+        );
+        let dual = [Family::Ipv4, Family::Ipv6];
+        assert_eq!(
+            agent_flush_args((FlushMode::Filter, &dual), "p", 1, &[])[4..8],
+            ["--table", "filter", "--family", "both"]
         );
     }
 

@@ -202,6 +202,10 @@ pub struct FlushArgs {
     /// Flush nat, filter and mangle: every table kube-proxy writes.
     #[arg(long)]
     pub all_tables: bool,
+    /// Which rules to flush: `ipv4` (`iptables`), `ipv6` (`ip6tables`) or
+    /// `both` (dual-stack). Snapshots and restores always cover both.
+    #[arg(long, default_value = "ipv4", value_parser = ["ipv4", "ipv6", "both"])]
+    pub family: String,
     /// Remove only kube-proxy's chains and the jumps to them.
     #[arg(long)]
     pub kube_chains: bool,

@@ -179,6 +179,38 @@ fn all_tables_flush_with_ttl_restores_rules_and_policies_by_itself() {
     sb.run(&agent(&node, &["diff", "--from", "s.json"])).code(0);
 }
 
+/// A dual-stack node: `--family ipv6` flushes only the `ip6tables` nat
+/// table, the diff names `ip6:nat`, and `squall recover` restores it.
+#[test]
+fn ipv6_flush_then_recover_leaves_ipv4_alone_and_restores_ipv6() {
+    let Some(node) = Node::new() else { return };
+    node.add_ipv6_service();
+    let sb = Sandbox::new();
+    let args = [
+        "flush",
+        "--table",
+        "nat",
+        "--family",
+        "ipv6",
+        "--snapshot",
+        "s.json",
+    ];
+    sb.run(&agent(&node, &args))
+        .code(0)
+        .has("Flushed (nat): ip6tables")
+        .has(" -t nat -F");
+    assert!(!node.has_ipv6_rules(), "IPv6 nat flushed");
+    assert!(node.has_rules(), "IPv4 nat untouched");
+    let diff = sb.run(&agent(&node, &["diff", "--from", "s.json"]));
+    diff.code(1);
+    assert!(diff.stdout.contains("\"ip6:nat\""), "{}", diff.stdout);
+    sb.run(&["recover", "--ledger", "dataplane.ledger.jsonl"])
+        .code(0)
+        .has("Recovered: 1 change(s) undone");
+    assert!(node.has_ipv6_rules() && node.has_rules());
+    sb.run(&agent(&node, &["diff", "--from", "s.json"])).code(0);
+}
+
 fn experiment(sb: &Sandbox, node: &Node, pause: u32) -> std::path::PathBuf {
     sb.write(
         "flush.yaml",

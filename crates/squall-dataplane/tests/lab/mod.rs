@@ -11,6 +11,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the lab
 
+pub mod ipv6;
+
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};

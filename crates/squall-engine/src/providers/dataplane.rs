@@ -22,7 +22,9 @@ use squall_dataplane::flush::{
 use squall_dataplane::inspect::{inspect_node, stale_from_json};
 use squall_dataplane::restore::{diff_live, restore_from_undo};
 use squall_dataplane::runner::{CommandRunner, PrefixRunner, TokioRunner};
-use squall_dataplane::snapshot::{IptablesConfig, detect_kube_backend, take_snapshot};
+use squall_dataplane::snapshot::{
+    IptablesConfig, detect_kube_backend, parse_families, take_snapshot,
+};
 use squall_kube::dataplane;
 
 const UNDO_KIND: &str = "squall.dataplane.restore_rules";
@@ -99,6 +101,13 @@ pub const FLUSH_RULES: Registered = Registered {
                 ty: ArgType::String,
                 default: Some("\"nat\""),
                 doc: "nat, filter, mangle, all-tables, kube-chains, canary or nft-services.",
+            },
+            ArgSpec {
+                name: "family",
+                ty: ArgType::String,
+                default: Some("\"ipv4\""),
+                doc: "Which rules to flush: ipv4 (iptables), ipv6 (ip6tables) or both (dual-stack). \
+                      Snapshots and restores always cover both.",
             },
             NETNS,
             NODE,
@@ -312,7 +321,12 @@ fn flush_rules(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<Act
         }
         let netns = netns_arg(&args);
         let runner = node_runner(netns.as_deref());
-        let cfg = node_config(runner.as_ref()).await;
+        let families = parse_families(args.get("family").and_then(Value::as_str))
+            .map_err(ActivityError::Failed)?;
+        let cfg = IptablesConfig {
+            families,
+            ..node_config(runner.as_ref()).await
+        };
         if ctx.dry {
             return plan_flush(&ctx, runner.as_ref(), &cfg, mode, netns.as_deref()).await;
         }

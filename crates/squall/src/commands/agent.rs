@@ -16,7 +16,7 @@ use squall_dataplane::inspect::{ProxyMode, inspect_node, parse_dump, stale_from_
 use squall_dataplane::prune::{LEDGER_SUFFIX, PrunePolicy, prune_state_dir};
 use squall_dataplane::restore::{diff_live, restore_from_file};
 use squall_dataplane::runner::CommandRunner;
-use squall_dataplane::snapshot::{IptablesConfig, Snapshot, take_snapshot};
+use squall_dataplane::snapshot::{IptablesConfig, Snapshot, parse_families, take_snapshot};
 use squall_engine::ledger::{Ledger, read_pending};
 use squall_engine::log::Logger;
 use squall_engine::providers::dataplane::{
@@ -107,7 +107,10 @@ async fn flush(netns: Option<&str>, args: &FlushArgs, log: &Logger) -> Outcome {
         None => None,
     };
     let runner = node_runner(netns);
-    let cfg = node_config(runner.as_ref()).await;
+    let cfg = IptablesConfig {
+        families: parse_families(Some(&args.family)).map_err(|e| (INVALID, e))?,
+        ..node_config(runner.as_ref()).await
+    };
     let path = snapshot_path(args);
     let prepared = prepare_flush(runner.as_ref(), &cfg, mode_of(args), &path)
         .await

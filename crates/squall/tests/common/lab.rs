@@ -47,6 +47,30 @@ impl Node {
         Some(node)
     }
 
+    /// Adds an `ip6tables` nat rule for an IPv6 Service (a dual-stack node).
+    pub fn add_ipv6_service(&self) {
+        for rule in [
+            "-t nat -N KUBE-SVC-TEST6",
+            "-t nat -N KUBE-SERVICES",
+            "-t nat -A PREROUTING -j KUBE-SERVICES",
+            "-t nat -A KUBE-SERVICES -d fd00:96::10/128 -p tcp --dport 80 -j KUBE-SVC-TEST6",
+            "-t nat -A KUBE-SVC-TEST6 -p tcp -j DNAT --to-destination [fd00:240::2]:8080",
+        ] {
+            let mut argv = vec!["ip", "netns", "exec", &self.name, "ip6tables"];
+            argv.extend(rule.split(' '));
+            sh(&argv);
+        }
+    }
+
+    /// Whether the IPv6 Service rule of [`Node::add_ipv6_service`] is there.
+    pub fn has_ipv6_rules(&self) -> bool {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name, "ip6tables-save", "-t", "nat"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).contains("-A KUBE-SVC-TEST6")
+    }
+
     /// The filter table as `iptables-save` prints it.
     pub fn filter(&self) -> String {
         let out = Command::new("ip")

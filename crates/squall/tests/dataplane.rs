@@ -233,6 +233,34 @@ rollbacks:
     )
 }
 
+/// `flush_rules {family: both}` on this node flushes the IPv4 and the IPv6
+/// nat table, and the rollback restores both.
+#[test]
+fn a_dual_stack_experiment_flushes_both_families_and_rolls_back() {
+    let Some(node) = Node::new() else { return };
+    node.add_ipv6_service();
+    let sb = Sandbox::new();
+    let text = std::fs::read_to_string(experiment(&sb, &node, 0))
+        .unwrap()
+        .replace("mode: nat,", "mode: nat, family: both,");
+    let exp = sb.write("flush-both.yaml", &text);
+    sb.run(&["run", exp.to_str().unwrap()])
+        .code(0)
+        .has("Rollback: restore-rules");
+    let j = sb.journal();
+    let commands: Vec<&str> = j["run"][0]["output"]["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(serde_json::Value::as_str)
+        .collect();
+    assert_eq!(commands.len(), 2, "{commands:?}");
+    assert!(commands[0].starts_with("iptables") && commands[0].ends_with("-t nat -F"));
+    assert!(commands[1].starts_with("ip6tables") && commands[1].ends_with("-t nat -F"));
+    assert_eq!(j["rollbacks"][0]["output"]["restored"], true);
+    assert!(node.has_rules() && node.has_ipv6_rules());
+}
+
 #[test]
 fn experiment_flushes_and_rolls_back() {
     let Some(node) = Node::new() else { return };

@@ -238,3 +238,43 @@ fn repeated_filter_flushes_on_a_node_keep_at_most_the_configured_snapshots() {
     assert!(count(&dir, ".snapshot.json") >= 1, "the newest stays");
     assert!(helper_pods(&cluster).is_empty());
 }
+
+/// A dual-stack node through a helper pod: `family: ipv6` flushes only the
+/// node's IPv6 nat table (the pod runs `flush --family ipv6`), and the
+/// rollback's restore pod puts it back.
+#[test]
+fn an_ipv6_flush_through_a_helper_pod_is_rolled_back() {
+    let Some(node) = Node::new() else { return };
+    node.add_ipv6_service();
+    let sb = Sandbox::new();
+    let cluster = lab_cluster(&sb, &node, env!("CARGO_BIN_EXE_squall"));
+    let exp = experiment(&sb, IMAGE, "nat, family: ipv6", 600, "");
+    let mut child = sb
+        .cmd()
+        .args(["run", &exp, "--kubeconfig", "kube.yaml"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_until(60, || sb
+            .read("squall.log")
+            .contains("Pausing after activity")),
+        "{}",
+        sb.read("squall.log")
+    );
+    assert!(!node.has_ipv6_rules(), "IPv6 nat flushed on node-1");
+    assert!(node.has_rules(), "IPv4 nat untouched");
+    let pods = helper_pods(&cluster);
+    let args = pods[0]["spec"]["containers"][0]["args"].to_string();
+    assert!(args.contains(r#""--family","ipv6""#), "{args}");
+    interrupt(&child);
+    assert!(child.wait().unwrap().code().is_some());
+    assert!(
+        node.has_ipv6_rules() && node.has_rules(),
+        "{}",
+        sb.read("squall.log")
+    );
+    assert!(sb.read("squall.log").contains("flushed (nat, ipv6)"));
+    assert!(wait_until(15, || helper_pods(&cluster).is_empty()));
+}

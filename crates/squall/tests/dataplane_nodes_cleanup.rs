@@ -4,7 +4,8 @@
 //! fails the action at once with a clear message and leaves nothing; a
 //! restore pod whose rollback is cancelled by a second Ctrl-C is deleted
 //! rather than left to its deadline; repeated filter flushes on a node leave
-//! at most the configured number of snapshots in its state directory.
+//! at most the configured number of snapshots in its state directory; an
+//! IPv6 flush on a dual-stack node goes through the pod and is rolled back.
 //! Skipped, with the reason printed, when not root or without iptables.
 
 mod common;

@@ -17,7 +17,7 @@ use kube::api::{Api, DeleteParams};
 use tokio::task::JoinHandle;
 
 /// Deletions started by dropped guards, not yet awaited.
-static IN_FLIGHT: Mutex<Vec<JoinHandle<String>>> = Mutex::new(Vec::new());
+static IN_FLIGHT: Mutex<Vec<JoinHandle<Option<String>>>> = Mutex::new(Vec::new());
 
 /// Deletes its pod when dropped armed.
 #[must_use = "dropping the guard at once deletes the pod"]
@@ -51,13 +51,13 @@ impl Drop for PodGuard {
             let api: Api<Pod> = Api::namespaced(client, &namespace);
             let params = DeleteParams::default();
             let delete = api.delete(&name, &params);
+            // A pod already gone (an undo on an error path deleted it) is
+            // nothing to report.
             match tokio::time::timeout(Duration::from_secs(10), delete).await {
-                Ok(Ok(_)) => format!("deleted helper pod {namespace}/{name}"),
-                Ok(Err(kube::Error::Api(s))) if s.code == 404 => {
-                    format!("helper pod {namespace}/{name} was gone already")
-                }
-                Ok(Err(e)) => format!("cannot delete helper pod {namespace}/{name}: {e}"),
-                Err(_) => format!("deleting helper pod {namespace}/{name} timed out"),
+                Ok(Ok(_)) => Some(format!("deleted helper pod {namespace}/{name}")),
+                Ok(Err(kube::Error::Api(s))) if s.code == 404 => None,
+                Ok(Err(e)) => Some(format!("cannot delete helper pod {namespace}/{name}: {e}")),
+                Err(_) => Some(format!("deleting helper pod {namespace}/{name} timed out")),
             }
         });
         if let Ok(mut tasks) = IN_FLIGHT.lock() {
@@ -69,7 +69,7 @@ impl Drop for PodGuard {
 /// Waits (at most `limit` in all) for the deletions of cancelled helper
 /// pods to be sent; one line per pod saying what happened.
 pub async fn finish(limit: Duration) -> Vec<String> {
-    let tasks: Vec<JoinHandle<String>> = IN_FLIGHT
+    let tasks: Vec<JoinHandle<Option<String>>> = IN_FLIGHT
         .lock()
         .map(|mut t| std::mem::take(&mut *t))
         .unwrap_or_default();
@@ -77,7 +77,7 @@ pub async fn finish(limit: Duration) -> Vec<String> {
     let deadline = tokio::time::Instant::now() + limit;
     for task in tasks {
         match tokio::time::timeout_at(deadline, task).await {
-            Ok(Ok(line)) => lines.push(line),
+            Ok(Ok(line)) => lines.extend(line),
             Ok(Err(e)) => lines.push(format!("deleting a helper pod failed: {e}")),
             Err(_) => lines.push("gave up waiting for a helper pod deletion".into()),
         }

@@ -94,6 +94,10 @@ fn an_image_that_cannot_be_pulled_fails_the_flush_at_once_and_leaves_nothing() {
         "{log}"
     );
     assert!(!log.contains("did not start its work within"), "{log}");
+    assert!(
+        !log.contains("Cancelled activity"),
+        "nothing was cancelled: {log}"
+    );
     assert!(node.has_rules(), "nothing was flushed");
     assert!(helper_pods(&cluster).is_empty(), "no helper pod is left");
     let journal = sb.journal();

@@ -173,16 +173,18 @@ async fn record_and_apply(
             "cannot save the rules as flushed ({e}); a restore puts every table back"
         ));
     }
-    log.info(&format!(
-        "Flushed ({}): {}",
-        prepared.undo.mode,
-        report.commands.join("; ")
-    ));
+    // The report first: a helper pod's watcher reads `flushed_at` from the
+    // log as soon as it sees the "Flushed (" line.
     print_json(&serde_json::json!({
         "mode": report.mode,
         "commands": report.commands,
         "flushed_at": flushed_at,
     }));
+    log.info(&format!(
+        "Flushed ({}): {}",
+        prepared.undo.mode,
+        report.commands.join("; ")
+    ));
     Ok((ledger, id))
 }
 

@@ -346,6 +346,7 @@ impl Lab {
 -A OUTPUT -m conntrack --ctstate NEW -m comment --comment \"kubernetes load balancer firewall\" -j KUBE-PROXY-FIREWALL\n\
 -A OUTPUT -m conntrack --ctstate NEW -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n\
 -A OUTPUT -j KUBE-FIREWALL\n\
+-A KUBE-NODEPORTS -p tcp -m comment --comment \"lab/local:http health check node port\" -m tcp --dport 32000 -j ACCEPT\n\
 -A KUBE-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment \"block incoming localnet connections\" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP\n\
 -A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP\n\
 -A KUBE-FORWARD -m comment --comment \"kubernetes forwarding rules\" -m mark --mark 0x4000/0x4000 -j ACCEPT\n\

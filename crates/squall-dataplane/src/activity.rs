@@ -25,7 +25,7 @@ use crate::flush::{FlushMode, UndoRecord, apply_flush, flush_plan, prepare_flush
 use crate::inspect::{inspect_node, stale_from_json};
 use crate::restore::{diff_live, restore_from_undo};
 use crate::runner::{CommandRunner, PrefixRunner, TokioRunner};
-use crate::snapshot::{IptablesConfig, detect_kube_backend, take_snapshot};
+use crate::snapshot::{IptablesConfig, detect_kube_backend, parse_families, take_snapshot};
 
 const UNDO_KIND: &str = "squall.dataplane.restore_rules";
 
@@ -109,6 +109,7 @@ pub const FLUSH_RULES: Registered = Registered {
         func: "flush_rules",
         kind: Kind::Action,
         doc: "Flush kube-proxy's rules on this node, or on cluster nodes through helper pods: `nat` (the whole nat table, as `iptables -t nat -F`), \
+              `filter` (the whole filter table, as `iptables -F`; policies stay), `mangle`, `all-tables` (nat, filter and mangle), \
               `kube-chains` (only kube-proxy's chains and the jumps to them), `canary` (delete the \
               KUBE-PROXY-CANARY chains so kube-proxy resyncs) or `nft-services` (empty the nftables \
               services chain). The rules are snapshotted and the undo recorded first.",
@@ -117,7 +118,14 @@ pub const FLUSH_RULES: Registered = Registered {
                 "mode",
                 ArgType::String,
                 "\"nat\"",
-                "nat, kube-chains, canary or nft-services.",
+                "nat, filter, mangle, all-tables, kube-chains, canary or nft-services.",
+            ),
+            optional(
+                "family",
+                ArgType::String,
+                "\"ipv4\"",
+                "Which rules to flush: ipv4 (iptables), ipv6 (ip6tables) or both (dual-stack). \
+                 Snapshots and restores always cover both.",
             ),
             NETNS,
             NODE,
@@ -405,7 +413,12 @@ fn flush_rules(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<Act
         }
         let netns = netns_arg(&args);
         let runner = node_runner(netns.as_deref());
-        let cfg = node_config(runner.as_ref()).await;
+        let families = parse_families(args.get("family").and_then(Value::as_str))
+            .map_err(ActivityError::Failed)?;
+        let cfg = IptablesConfig {
+            families,
+            ..node_config(runner.as_ref()).await
+        };
         if ctx.dry {
             return plan_flush(&ctx, runner.as_ref(), &cfg, mode, netns.as_deref()).await;
         }

@@ -1,10 +1,18 @@
 //! Fault injection on kube-proxy's rules, in two steps so that undo comes
 //! before harm: [`prepare_flush`] takes a snapshot, writes it durably and
 //! returns the [`UndoRecord`] (the caller records it in its ledger), and only
-//! then does [`apply_flush`] change anything. Three modes:
+//! then does [`apply_flush`] change anything. The modes:
 //!
-//! * `nat` — `iptables -t nat -F`, the seeds' fault: every nat rule goes,
-//!   kube-proxy's and everyone else's.
+//! * `nat` — `iptables -t nat -F`: every nat rule goes, kube-proxy's and
+//!   everyone else's (Service and NodePort DNAT).
+//! * `filter` — `iptables -F`, seed 000's literal command: every filter
+//!   rule goes, chain policies stay. On a node whose FORWARD policy is
+//!   DROP (Docker-era nodes) forwarded traffic to pods then dies although
+//!   the nat rules are intact; on an ACCEPT node little changes.
+//! * `mangle` — `iptables -t mangle -F` (kube-proxy's canary lives there,
+//!   so this is also noticed by current kube-proxy).
+//! * `all-tables` — nat, filter and mangle flushed one after the other:
+//!   every table kube-proxy writes.
 //! * `kube-chains` — remove only kube-proxy's `KUBE-*` chains and the jumps
 //!   into them, with one atomic `iptables-restore --noflush` payload.
 //! * `canary` — delete `KUBE-PROXY-CANARY` (mangle, and nat/filter where
@@ -21,7 +29,7 @@ use crate::error::{DataplaneError, Result};
 use crate::nftables;
 use crate::ruleset::{SavedRule, parse_save};
 use crate::runner::{CommandRunner, CommandSpec, run_checked};
-use crate::snapshot::{Backend, IptablesConfig, Snapshot, take_snapshot};
+use crate::snapshot::{Backend, Family, IptablesConfig, Snapshot, take_snapshot};
 
 /// kube-proxy's flush-detection chain.
 pub const CANARY_CHAIN: &str = "KUBE-PROXY-CANARY";
@@ -37,6 +45,12 @@ pub const KUBELET_CHAINS: [&str; 3] =
 pub enum FlushMode {
     /// Flush the whole nat table.
     Nat,
+    /// Flush the whole filter table (`iptables -F`); policies stay.
+    Filter,
+    /// Flush the whole mangle table.
+    Mangle,
+    /// Flush every table kube-proxy writes: nat, filter and mangle.
+    AllTables,
     /// Remove kube-proxy's chains and the jumps to them.
     KubeChains,
     /// Delete the canary chain so kube-proxy resyncs.
@@ -52,13 +66,65 @@ impl std::str::FromStr for FlushMode {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "nat" => Ok(Self::Nat),
+            "filter" => Ok(Self::Filter),
+            "mangle" => Ok(Self::Mangle),
+            "all-tables" => Ok(Self::AllTables),
             "kube-chains" => Ok(Self::KubeChains),
             "canary" => Ok(Self::Canary),
             "nft-services" => Ok(Self::NftServices),
             other => Err(format!(
-                "unknown flush mode {other:?} (nat, kube-chains, canary, nft-services)"
+                "unknown flush mode {other:?} (nat, filter, mangle, all-tables, kube-chains, canary, nft-services)"
             )),
         }
+    }
+}
+
+/// The tables kube-proxy writes, in the order `all-tables` flushes them.
+pub const KUBE_PROXY_TABLES: [&str; 3] = ["nat", "filter", "mangle"];
+
+impl FlushMode {
+    /// The mode's name as the activity argument and reports spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Nat => "nat",
+            Self::Filter => "filter",
+            Self::Mangle => "mangle",
+            Self::AllTables => "all-tables",
+            Self::KubeChains => "kube-chains",
+            Self::Canary => "canary",
+            Self::NftServices => "nft-services",
+        }
+    }
+
+    /// The `squall agent dataplane flush` flags that select this mode (what
+    /// a helper pod on a cluster node runs).
+    pub fn agent_args(self) -> &'static [&'static str] {
+        match self {
+            Self::Nat => &["--table", "nat"],
+            Self::Filter => &["--table", "filter"],
+            Self::Mangle => &["--table", "mangle"],
+            Self::AllTables => &["--all-tables"],
+            Self::KubeChains => &["--kube-chains"],
+            Self::Canary => &["--canary"],
+            Self::NftServices => &["--nft-services"],
+        }
+    }
+
+    /// The whole tables this mode flushes (empty for the targeted modes).
+    pub fn tables(self) -> &'static [&'static str] {
+        match self {
+            Self::Nat => &["nat"],
+            Self::Filter => &["filter"],
+            Self::Mangle => &["mangle"],
+            Self::AllTables => &KUBE_PROXY_TABLES,
+            Self::KubeChains | Self::Canary | Self::NftServices => &[],
+        }
+    }
+}
+
+impl std::fmt::Display for FlushMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -155,45 +221,74 @@ pub async fn apply_flush<R: CommandRunner + ?Sized>(
     })
 }
 
-/// The commands that inject `mode` on a node whose rules are `snapshot`.
+/// The commands that inject `mode` on a node whose rules are `snapshot`,
+/// for each family in [`IptablesConfig::families`] (`ip6tables` for IPv6;
+/// `nft-services` always covers both nftables families).
 pub fn flush_plan(
     mode: FlushMode,
     snapshot: &Snapshot,
     cfg: &IptablesConfig,
 ) -> Result<Vec<CommandSpec>> {
+    if mode == FlushMode::NftServices {
+        return nft_services_plan(snapshot);
+    }
+    let mut plan = Vec::new();
+    for &family in &cfg.families {
+        if family == Family::Ipv6 && snapshot.tables6.is_empty() {
+            return Err(DataplaneError::NothingToFlush(
+                "no ip6tables rules on this node (IPv4-only, or ip6tables missing)".into(),
+            ));
+        }
+        plan.extend(family_plan(mode, snapshot, cfg, family)?);
+    }
+    Ok(plan)
+}
+
+fn family_plan(
+    mode: FlushMode,
+    snapshot: &Snapshot,
+    cfg: &IptablesConfig,
+    family: Family,
+) -> Result<Vec<CommandSpec>> {
     let wait = cfg.wait_secs.to_string();
     let ipt = |args: &[&str]| {
         let mut all = vec!["-w", wait.as_str()];
         all.extend_from_slice(args);
-        CommandSpec::new(cfg.program("iptables"), all)
+        CommandSpec::new(cfg.program_for(family, "iptables"), all)
     };
     match mode {
-        FlushMode::Nat => Ok(vec![ipt(&["-t", "nat", "-F"])]),
-        FlushMode::Canary => canary_plan(snapshot, ipt),
+        // `-F` empties every chain of the table and leaves chains and their
+        // policies in place, exactly like the seeds' commands.
+        FlushMode::Nat | FlushMode::Filter | FlushMode::Mangle | FlushMode::AllTables => Ok(mode
+            .tables()
+            .iter()
+            .map(|table| ipt(&["-t", table, "-F"]))
+            .collect()),
+        FlushMode::Canary => canary_plan(snapshot, family, ipt),
         FlushMode::NftServices => nft_services_plan(snapshot),
         FlushMode::KubeChains => {
-            let payload = kube_chains_payload(snapshot);
+            let payload = kube_chains_payload_of(snapshot, family);
             if payload.is_empty() {
                 return Err(DataplaneError::NothingToFlush(
                     "no kube-proxy KUBE-* chains".into(),
                 ));
             }
             let args = ["-w", wait.as_str(), "--noflush"];
-            Ok(vec![
-                CommandSpec::new(cfg.program("iptables-restore"), args).with_stdin(payload),
-            ])
+            let program = cfg.program_for(family, "iptables-restore");
+            Ok(vec![CommandSpec::new(program, args).with_stdin(payload)])
         }
     }
 }
 
 fn canary_plan(
     snapshot: &Snapshot,
+    family: Family,
     ipt: impl Fn(&[&str]) -> CommandSpec,
 ) -> Result<Vec<CommandSpec>> {
     let mut plan = Vec::new();
     // mangle first: it is the copy kube-proxy polls.
     for table in ["mangle", "nat", "filter"] {
-        if declares(snapshot, table, CANARY_CHAIN) {
+        if declares(snapshot.tables_of(family), table, CANARY_CHAIN) {
             plan.push(ipt(&["-t", table, "-F", CANARY_CHAIN]));
             plan.push(ipt(&["-t", table, "-X", CANARY_CHAIN]));
         }
@@ -226,8 +321,8 @@ fn nft_services_plan(snapshot: &Snapshot) -> Result<Vec<CommandSpec>> {
     Ok(plan)
 }
 
-fn declares(snapshot: &Snapshot, table: &str, chain: &str) -> bool {
-    snapshot.tables.get(table).is_some_and(|dump| {
+fn declares(tables: &std::collections::BTreeMap<String, String>, table: &str, chain: &str) -> bool {
+    tables.get(table).is_some_and(|dump| {
         parse_save(dump)
             .get(table)
             .is_some_and(|t| t.chains.contains_key(chain))
@@ -244,8 +339,13 @@ pub fn is_kube_proxy_chain(chain: &str) -> bool {
 /// deleted first and all chains flushed before any is deleted, because
 /// iptables refuses to delete a chain that is still referenced.
 pub fn kube_chains_payload(snapshot: &Snapshot) -> String {
+    kube_chains_payload_of(snapshot, Family::Ipv4)
+}
+
+/// [`kube_chains_payload`] for the tables of `family`.
+pub fn kube_chains_payload_of(snapshot: &Snapshot, family: Family) -> String {
     let mut out = String::new();
-    for dump in snapshot.tables.values() {
+    for dump in snapshot.tables_of(family).values() {
         for (name, table) in parse_save(dump) {
             let owned: BTreeSet<&String> = table
                 .chains
@@ -317,7 +417,7 @@ mod tests {
         let mutating = f
             .calls()
             .iter()
-            .filter(|c| c.program != "iptables-save" && c.args != ["--version"])
+            .filter(|c| !c.program.ends_with("-save") && c.args != ["--version"])
             .count();
         assert_eq!(
             mutating,
@@ -404,6 +504,110 @@ mod tests {
             flush_plan(FlushMode::NftServices, &without, &cfg()),
             Err(DataplaneError::NothingToFlush(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn table_modes_flush_whole_tables_and_touch_no_policy() {
+        let snap = take_snapshot(&fake(), &cfg()).await.expect("snap");
+        let shown = |mode| -> Vec<String> {
+            flush_plan(mode, &snap, &cfg())
+                .expect("plan")
+                .iter()
+                .map(CommandSpec::display)
+                .collect()
+        };
+        assert_eq!(shown(FlushMode::Filter), ["iptables -w 5 -t filter -F"]);
+        assert_eq!(shown(FlushMode::Mangle), ["iptables -w 5 -t mangle -F"]);
+        assert_eq!(
+            shown(FlushMode::AllTables),
+            [
+                "iptables -w 5 -t nat -F",
+                "iptables -w 5 -t filter -F",
+                "iptables -w 5 -t mangle -F"
+            ]
+        );
+        for mode in [FlushMode::Filter, FlushMode::AllTables] {
+            assert!(
+                shown(mode)
+                    .iter()
+                    .all(|c| !c.contains(" -P ") && !c.contains(" -X")),
+                "a flush never changes policies or deletes chains"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn ipv6_flushes_use_ip6tables_and_need_ip6_rules() {
+        let f = fake();
+        f.on_ok(&["ip6tables-save", "-t", "nat"], NAT)
+            .on_ok(&["ip6tables-save", "-t", "mangle"], MANGLE);
+        let dual = IptablesConfig {
+            families: vec![Family::Ipv4, Family::Ipv6],
+            ..cfg()
+        };
+        let snap = take_snapshot(&f, &dual).await.expect("snap");
+        assert_eq!(snap.tables6.keys().collect::<Vec<_>>(), ["mangle", "nat"]);
+        let shown: Vec<String> = flush_plan(FlushMode::Filter, &snap, &dual)
+            .expect("plan")
+            .iter()
+            .map(CommandSpec::display)
+            .collect();
+        assert_eq!(
+            shown,
+            ["iptables -w 5 -t filter -F", "ip6tables -w 5 -t filter -F"]
+        );
+        let v6 = IptablesConfig {
+            families: vec![Family::Ipv6],
+            backend: Some(Backend::Nft),
+            ..cfg()
+        };
+        let plan = flush_plan(FlushMode::KubeChains, &snap, &v6).expect("plan");
+        assert_eq!(plan[0].program, "ip6tables-nft-restore");
+        assert!(
+            plan[0]
+                .stdin
+                .as_deref()
+                .unwrap_or("")
+                .contains("-X KUBE-SVC-A")
+        );
+        let canary = flush_plan(FlushMode::Canary, &snap, &v6).expect("plan");
+        assert_eq!(
+            canary[0].display(),
+            "ip6tables-nft -w 5 -t mangle -F KUBE-PROXY-CANARY"
+        );
+        let v4_only = take_snapshot(&fake(), &cfg()).await.expect("snap");
+        assert!(v4_only.tables6.is_empty(), "no ip6 tables: none recorded");
+        assert!(matches!(
+            flush_plan(FlushMode::Nat, &v4_only, &v6),
+            Err(DataplaneError::NothingToFlush(_))
+        ));
+    }
+
+    #[test]
+    fn every_mode_round_trips_through_its_name_and_agent_flags() {
+        let all = [
+            FlushMode::Nat,
+            FlushMode::Filter,
+            FlushMode::Mangle,
+            FlushMode::AllTables,
+            FlushMode::KubeChains,
+            FlushMode::Canary,
+            FlushMode::NftServices,
+        ];
+        for mode in all {
+            assert_eq!(mode.as_str().parse::<FlushMode>(), Ok(mode));
+            assert_eq!(
+                serde_json::to_value(mode).expect("json"),
+                serde_json::Value::from(mode.as_str())
+            );
+            let flags = mode.agent_args();
+            let named = match flags {
+                ["--table", table] => (*table).to_owned(),
+                [flag] => flag.trim_start_matches("--").to_owned(),
+                other => panic!("unexpected flags {other:?}"),
+            };
+            assert_eq!(named, mode.as_str(), "flags name the mode");
+        }
     }
 
     #[test]

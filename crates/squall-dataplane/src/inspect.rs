@@ -1,6 +1,7 @@
 //! Reading a live node: find which kube-proxy mode programmed it (an
-//! `ip kube-proxy` nftables table, IPVS virtual servers, or iptables
-//! chains), dump it and parse it into a [`ServiceMap`]. Backs
+//! `ip` / `ip6 kube-proxy` nftables table, IPVS virtual servers, or
+//! iptables / ip6tables chains), dump it and parse it into a [`ServiceMap`]
+//! (a dual-stack Service port appears once per family). Backs
 //! `squall agent dataplane inspect` and, with EndpointSlices, `… stale`.
 
 use serde::{Deserialize, Serialize};
@@ -11,7 +12,7 @@ use crate::model::ServiceMap;
 use crate::parse::{parse_iptables, parse_ipvs, parse_nft};
 use crate::runner::{CommandRunner, CommandSpec};
 use crate::services::{attach_service_names, parse_services};
-use crate::snapshot::{IptablesConfig, dump_tables};
+use crate::snapshot::{IptablesConfig, dump_tables, dump_tables6};
 use crate::stale::{StaleReport, detect_stale};
 
 /// Which kube-proxy mode produced the rules.
@@ -80,14 +81,17 @@ pub async fn inspect_node<R: CommandRunner + ?Sized>(
     runner: &R,
     cfg: &IptablesConfig,
 ) -> Result<Inspection> {
-    if let Some(raw) = try_output(runner, "nft", &["list", "table", "ip", "kube-proxy"]).await
-        && raw.contains("kube-proxy")
-    {
-        return Ok(Inspection {
-            mode: ProxyMode::Nftables,
-            map: parse_nft(&raw),
-            raw,
-        });
+    // Both families: a dual-stack node has `ip` and `ip6 kube-proxy`.
+    if let Some(ruleset) = try_output(runner, "nft", &["list", "ruleset"]).await {
+        let tables = crate::nftables::kube_proxy_tables(&ruleset);
+        if !tables.is_empty() {
+            let raw: String = tables.into_iter().map(|(_, t)| t).collect();
+            return Ok(Inspection {
+                mode: ProxyMode::Nftables,
+                map: parse_nft(&raw),
+                raw,
+            });
+        }
     }
     if let Some(raw) = try_output(runner, "ipvsadm", &["-S", "-n"]).await
         && raw.lines().any(|l| l.starts_with("-A"))
@@ -102,11 +106,19 @@ pub async fn inspect_node<R: CommandRunner + ?Sized>(
         tables: vec!["nat".into(), "filter".into()],
         ..cfg.clone()
     };
+    // IPv4 and IPv6 rules are parsed apart: a dual-stack Service has the
+    // same chain names in both.
     let raw: String = dump_tables(runner, &cfg).await?.into_values().collect();
+    let raw6: String = dump_tables6(runner, &cfg).await?.into_values().collect();
+    let mut map = parse_iptables(&raw);
+    if !raw6.is_empty() {
+        map.services.extend(parse_iptables(&raw6).services);
+        map.sort();
+    }
     Ok(Inspection {
         mode: ProxyMode::Iptables,
-        map: parse_iptables(&raw),
-        raw,
+        map,
+        raw: raw + &raw6,
     })
 }
 
@@ -152,6 +164,29 @@ mod tests {
         let got = inspect_node(&f, &cfg()).await.expect("inspect");
         assert_eq!(got.mode, ProxyMode::Iptables);
         assert_eq!(got.map.endpoint_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn ip6tables_rules_are_read_beside_the_ipv4_ones() {
+        let f = FakeRunner::new();
+        f.on(&["nft"], FakeReply::NotFound)
+            .on(&["ipvsadm"], FakeReply::NotFound)
+            .on_ok(&["iptables-save", "-t", "nat"], NAT)
+            .on_ok(
+                &["ip6tables-save", "-t", "nat"],
+                &NAT.replace("10.96.0.5/32", "fd00::5/128")
+                    .replace("10.0.0.1:8080", "[fd00:1::1]:8080"),
+            );
+        let got = inspect_node(&f, &cfg()).await.expect("inspect");
+        let mut eps: Vec<String> = got
+            .map
+            .services
+            .iter()
+            .flat_map(|s| s.endpoints.iter().map(|e| e.address()))
+            .collect();
+        eps.sort();
+        assert_eq!(eps, ["10.0.0.1:8080", "[fd00:1::1]:8080"]);
+        assert_eq!(got.map.services.len(), 2, "one entry per family");
     }
 
     #[tokio::test]

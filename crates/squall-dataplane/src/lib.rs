@@ -21,6 +21,7 @@ pub mod inspect;
 pub mod model;
 pub mod nftables;
 pub mod parse;
+pub mod prune;
 pub mod restore;
 pub mod ruleset;
 pub mod runner;

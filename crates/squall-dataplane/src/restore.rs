@@ -1,11 +1,13 @@
 //! Undo and verification: put a snapshot's tables back with
-//! `iptables-restore` and compare live rules with a snapshot. Restore
+//! `iptables-restore` (and `ip6tables-restore` for its IPv6 tables) and
+//! compare live rules with a snapshot. Restore
 //! replaces each saved table wholesale (no `--noflush`), which is what makes
 //! it idempotent: restoring twice leaves exactly the snapshot's rules.
 //! kube-proxy's nftables tables, when the snapshot holds them, are replaced
 //! the same way in one `nft -f -` transaction. "Recovered" means
 //! [`diff_live`] returns a clean diff.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Serialize;
@@ -15,7 +17,9 @@ use crate::flush::UndoRecord;
 use crate::nftables;
 use crate::ruleset::{RulesetDiff, diff_rulesets, parse_save};
 use crate::runner::{CommandRunner, CommandSpec, run_checked};
-use crate::snapshot::{IptablesConfig, Snapshot, detect_backend, dump_tables};
+use crate::snapshot::{
+    Family, IptablesConfig, Snapshot, detect_backend, dump_tables, dump_tables6,
+};
 
 /// What a restore did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -45,20 +49,23 @@ pub async fn restore_snapshot<R: CommandRunner + ?Sized>(
         });
     }
     let tables: Vec<String> = snapshot
-        .tables
-        .iter()
-        .filter(|(_, dump)| dump.lines().any(|l| l.starts_with('*')))
-        .map(|(name, _)| name.clone())
+        .all_tables()
+        .filter(|(_, dump)| has_table(dump))
+        .map(|(key, _)| key)
         .collect();
     let ruleset = snapshot.nft_ruleset.as_deref().unwrap_or_default();
     let nft_script = nftables::restore_script(ruleset);
     if tables.is_empty() && nft_script.is_none() {
         return Err(DataplaneError::EmptySnapshot(snapshot.taken_at.clone()));
     }
-    if !tables.is_empty() {
-        let wait = cfg.wait_secs.to_string();
-        let spec = CommandSpec::new(cfg.program("iptables-restore"), ["-w", wait.as_str()])
-            .with_stdin(snapshot.restore_payload());
+    let wait = cfg.wait_secs.to_string();
+    for family in [Family::Ipv4, Family::Ipv6] {
+        if !snapshot.tables_of(family).values().any(|d| has_table(d)) {
+            continue;
+        }
+        let program = cfg.program_for(family, "iptables-restore");
+        let spec = CommandSpec::new(program, ["-w", wait.as_str()])
+            .with_stdin(snapshot.restore_payload_of(family));
         run_checked(runner, &spec).await?;
     }
     let mut nft_tables = Vec::new();
@@ -82,6 +89,35 @@ pub async fn restore_snapshot<R: CommandRunner + ?Sized>(
     })
 }
 
+fn has_table(dump: &str) -> bool {
+    dump.lines().any(|l| l.starts_with('*'))
+}
+
+/// The live dumps of the snapshot's tables of both families, keyed by
+/// [`Family::key`].
+async fn dump_live<R: CommandRunner + ?Sized>(
+    runner: &R,
+    cfg: &IptablesConfig,
+    snapshot: &Snapshot,
+) -> Result<BTreeMap<String, String>> {
+    let v4 = IptablesConfig {
+        tables: snapshot.tables.keys().cloned().collect(),
+        ..cfg.clone()
+    };
+    let mut live = dump_tables(runner, &v4).await?;
+    if !snapshot.tables6.is_empty() {
+        let v6 = IptablesConfig {
+            tables: snapshot.tables6.keys().cloned().collect(),
+            with_ip6: true,
+            ..cfg.clone()
+        };
+        for (name, dump) in dump_tables6(runner, &v6).await? {
+            live.insert(Family::Ipv6.key(&name), dump);
+        }
+    }
+    Ok(live)
+}
+
 /// Undo a flush: put back the tables the flush changed — and only those
 /// that nobody has changed since. The state right after the flush is saved
 /// beside the snapshot ([`crate::flush::save_after`]); a table whose live
@@ -102,11 +138,7 @@ pub async fn restore_from_undo<R: CommandRunner + ?Sized>(
         let report = restore_snapshot(runner, cfg, &before).await?;
         return Ok((report, before));
     };
-    let cfg_tables = IptablesConfig {
-        tables: before.tables.keys().cloned().collect(),
-        ..cfg.clone()
-    };
-    let live = dump_tables(runner, &cfg_tables).await?;
+    let live = dump_live(runner, cfg, &before).await?;
     let live_nft = if before.nft_ruleset.is_some() {
         Some(
             run_checked(runner, &CommandSpec::new("nft", ["list", "ruleset"]))
@@ -158,19 +190,20 @@ pub fn plan_restore(
         nft: false,
         superseded: Vec::new(),
     };
-    for name in before.tables.keys() {
+    let after_tables: BTreeMap<String, &String> = after.all_tables().collect();
+    for (key, dump) in before.all_tables() {
         let (b, a, l) = (
-            parsed(before.tables.get(name)),
-            parsed(after.tables.get(name)),
-            parsed(live.get(name)),
+            parse_save(dump),
+            parsed(after_tables.get(&key).copied()),
+            parsed(live.get(&key)),
         );
         if diff_rulesets(&b, &a).is_clean() {
             continue;
         }
         if diff_rulesets(&a, &l).is_clean() {
-            plan.restore.push(name.clone());
+            plan.restore.push(key);
         } else {
-            plan.superseded.push(name.clone());
+            plan.superseded.push(key);
         }
     }
     if let Some(b) = before.nft_ruleset.as_deref() {
@@ -204,11 +237,7 @@ pub async fn diff_live<R: CommandRunner + ?Sized>(
     cfg: &IptablesConfig,
     snapshot: &Snapshot,
 ) -> Result<RulesetDiff> {
-    let cfg = IptablesConfig {
-        tables: snapshot.tables.keys().cloned().collect(),
-        ..cfg.clone()
-    };
-    let live = dump_tables(runner, &cfg).await?;
+    let live = dump_live(runner, cfg, snapshot).await?;
     let mut diff = diff_snapshot_tables(snapshot, &live);
     let reference = snapshot.nft_ruleset.as_deref().unwrap_or_default();
     if !nftables::kube_proxy_tables(reference).is_empty() {
@@ -222,14 +251,31 @@ pub async fn diff_live<R: CommandRunner + ?Sized>(
     Ok(diff)
 }
 
-/// The pure part of [`diff_live`]: snapshot against already-dumped tables.
+/// The pure part of [`diff_live`]: snapshot against already-dumped tables,
+/// keyed by [`Family::key`] (`nat`, `ip6:nat`); IPv6 tables are named
+/// `ip6:TABLE` in the diff.
 pub fn diff_snapshot_tables(
     snapshot: &Snapshot,
     live: &std::collections::BTreeMap<String, String>,
 ) -> RulesetDiff {
-    let reference = parse_save(&snapshot.restore_payload());
-    let live_text: String = live.values().map(|d| format!("{d}\n")).collect();
-    diff_rulesets(&reference, &parse_save(&live_text))
+    let mut diff = RulesetDiff::default();
+    for family in [Family::Ipv4, Family::Ipv6] {
+        if snapshot.tables_of(family).is_empty() {
+            continue;
+        }
+        let reference = parse_save(&snapshot.restore_payload_of(family));
+        let live_text: String = live
+            .iter()
+            .filter(|(key, _)| Family::split_key(key).0 == family)
+            .map(|(_, d)| format!("{d}\n"))
+            .collect();
+        let mut d = diff_rulesets(&reference, &parse_save(&live_text));
+        for t in &mut d.tables {
+            t.table = family.key(&t.table);
+        }
+        diff.tables.extend(d.tables);
+    }
+    diff
 }
 
 #[cfg(test)]
@@ -283,6 +329,7 @@ mod tests {
             iptables_version: String::new(),
             tables: [("nat".to_owned(), NAT.to_owned())].into(),
             nft_ruleset: None,
+            tables6: BTreeMap::new(),
         };
         let err = restore_snapshot(&f, &cfg(), &snap)
             .await
@@ -360,6 +407,7 @@ mod tests {
             ]
             .into(),
             nft_ruleset: None,
+            tables6: BTreeMap::new(),
         }
     }
 
@@ -383,6 +431,36 @@ mod tests {
         let plan = plan_restore(&before, &after, &resynced, None);
         assert!(plan.restore.is_empty());
         assert_eq!(plan.superseded, ["nat"]);
+    }
+
+    #[tokio::test]
+    async fn ipv6_tables_are_restored_with_ip6tables_and_named_in_plans_and_diffs() {
+        let f = FakeRunner::new();
+        f.on_ok(&["iptables", "--version"], "iptables v1.8.9 (nf_tables)")
+            .on_ok(&["iptables-save", "-t", "nat"], NAT)
+            .on_ok(&["ip6tables-save", "-t", "nat"], NAT);
+        let snap = take_snapshot(&f, &cfg()).await.expect("snap");
+        assert_eq!(snap.tables6["nat"], NAT);
+        let report = restore_snapshot(&f, &cfg(), &snap).await.expect("restore");
+        assert_eq!(report.tables, ["nat", "ip6:nat"]);
+        let v6 = f
+            .calls()
+            .into_iter()
+            .find(|c| c.program == "ip6tables-restore")
+            .expect("ip6tables-restore ran");
+        assert_eq!(v6.stdin.as_deref(), Some(NAT));
+        // Flushed on IPv6 only: the plan and the diff name `ip6:nat`.
+        let mut after = snap.clone();
+        after.tables6.insert("nat".into(), FLUSHED.into());
+        let live: BTreeMap<String, String> =
+            after.all_tables().map(|(k, d)| (k, d.clone())).collect();
+        let plan = plan_restore(&snap, &after, &live, None);
+        assert_eq!(plan.restore, ["ip6:nat"]);
+        let d = diff_snapshot_tables(&snap, &live);
+        assert_eq!(d.tables.len(), 1);
+        assert_eq!(d.tables[0].table, "ip6:nat");
+        assert_eq!(snap.only(&plan.restore, false).tables.len(), 0);
+        assert_eq!(snap.only(&plan.restore, false).tables6.len(), 1);
     }
 
     #[tokio::test]

@@ -1,7 +1,8 @@
 //! Snapshots of a node's packet-filter rules: the undo material for every
 //! flush. A snapshot holds the detected iptables backend, the raw
-//! `iptables-save` dump of each table and, where `nft` exists, the raw
-//! `nft list ruleset`, plus the time it was taken. It is written to disk as
+//! `iptables-save` dump of each table, the same for `ip6tables-save` where
+//! the node has IPv6 rules (dual-stack clusters have both) and, where `nft`
+//! exists, the raw `nft list ruleset`, plus the time it was taken. It is written to disk as
 //! JSON atomically (temp file, fsync, rename) so a crash never leaves a
 //! half-written undo file behind.
 
@@ -53,6 +54,67 @@ pub fn parse_backend(version_output: &str) -> Option<Backend> {
     }
 }
 
+/// An address family: `iptables` or `ip6tables`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// IPv4, `iptables*`.
+    Ipv4,
+    /// IPv6, `ip6tables*`.
+    Ipv6,
+}
+
+impl Family {
+    /// How a table of this family is named in reports and restore plans:
+    /// `nat` for IPv4 (as before IPv6 existed here), `ip6:nat` for IPv6.
+    pub fn key(self, table: &str) -> String {
+        match self {
+            Self::Ipv4 => table.to_owned(),
+            Self::Ipv6 => format!("ip6:{table}"),
+        }
+    }
+
+    /// The family and table of a [`Family::key`].
+    pub fn split_key(key: &str) -> (Self, &str) {
+        match key.strip_prefix("ip6:") {
+            Some(table) => (Self::Ipv6, table),
+            None => (Self::Ipv4, key),
+        }
+    }
+}
+
+impl std::str::FromStr for Family {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "ipv4" | "4" => Ok(Self::Ipv4),
+            "ipv6" | "6" => Ok(Self::Ipv6),
+            other => Err(format!("unknown address family {other:?} (ipv4, ipv6)")),
+        }
+    }
+}
+
+/// The families a flush acts on, from `ipv4` (the default, also for
+/// `None`), `ipv6` or `both` (dual-stack: `iptables` then `ip6tables`).
+pub fn parse_families(text: Option<&str>) -> std::result::Result<Vec<Family>, String> {
+    match text.unwrap_or("ipv4") {
+        "both" | "dual" | "dual-stack" => Ok(vec![Family::Ipv4, Family::Ipv6]),
+        one => one
+            .parse::<Family>()
+            .map(|f| vec![f])
+            .map_err(|_| format!("unknown family {one:?} (ipv4, ipv6 or both)")),
+    }
+}
+
+/// The `--family` / `family` spelling of [`parse_families`]' result.
+pub fn families_name(families: &[Family]) -> &'static str {
+    match families {
+        [Family::Ipv6] => "ipv6",
+        [_, _, ..] => "both",
+        _ => "ipv4",
+    }
+}
+
 /// How the iptables tools are invoked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IptablesConfig {
@@ -73,6 +135,12 @@ pub struct IptablesConfig {
     /// [`detect_kube_backend`] when the agent's default may differ from
     /// kube-proxy's.
     pub backend: Option<Backend>,
+    /// Also record (and so restore and diff) the `ip6tables` tables when
+    /// the node has any.
+    pub with_ip6: bool,
+    /// The families a flush acts on ([`Family::Ipv4`] alone by default, as
+    /// `iptables -F` does).
+    pub families: Vec<Family>,
 }
 
 impl IptablesConfig {
@@ -85,6 +153,16 @@ impl IptablesConfig {
             Some(Backend::Nft) => tool.replacen("iptables", "iptables-nft", 1),
         }
     }
+
+    /// [`IptablesConfig::program`] for `family`: `ip6tables-nft-save`, …
+    /// (the IPv6 tools ship with the IPv4 ones and share their backend).
+    pub fn program_for(&self, family: Family, tool: &str) -> String {
+        let program = self.program(tool);
+        match family {
+            Family::Ipv4 => program,
+            Family::Ipv6 => program.replacen("iptables", "ip6tables", 1),
+        }
+    }
 }
 
 impl Default for IptablesConfig {
@@ -95,6 +173,8 @@ impl Default for IptablesConfig {
             lock_path: Some(PathBuf::from("/run/xtables.lock")),
             with_nft: true,
             backend: None,
+            with_ip6: true,
+            families: vec![Family::Ipv4],
         }
     }
 }
@@ -116,29 +196,57 @@ pub struct Snapshot {
     pub tables: BTreeMap<String, String>,
     /// Raw `nft list ruleset`, when nft is installed and readable.
     pub nft_ruleset: Option<String>,
+    /// Table name → raw `ip6tables-save -t TABLE` output, for the tables
+    /// that exist (none on a node without IPv6 rules, or in snapshots
+    /// written before IPv6 was recorded).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tables6: BTreeMap<String, String>,
 }
 
 impl Snapshot {
     /// The same snapshot with only `tables` (and kube-proxy's nftables
-    /// tables when `nft`).
+    /// tables when `nft`). `tables` are [`Family::key`]s (`nat`, `ip6:nat`).
     pub fn only(&self, tables: &[String], nft: bool) -> Self {
-        Self {
-            tables: self
-                .tables
-                .iter()
-                .filter(|(name, _)| tables.contains(name))
+        let pick = |family: Family, map: &BTreeMap<String, String>| {
+            map.iter()
+                .filter(|(name, _)| tables.contains(&family.key(name)))
                 .map(|(n, d)| (n.clone(), d.clone()))
-                .collect(),
+                .collect()
+        };
+        Self {
+            tables: pick(Family::Ipv4, &self.tables),
+            tables6: pick(Family::Ipv6, &self.tables6),
             nft_ruleset: if nft { self.nft_ruleset.clone() } else { None },
             ..self.clone()
         }
     }
 
-    /// All table dumps concatenated: valid `iptables-restore` input that
-    /// replaces exactly those tables.
+    /// The dumps of one family.
+    pub fn tables_of(&self, family: Family) -> &BTreeMap<String, String> {
+        match family {
+            Family::Ipv4 => &self.tables,
+            Family::Ipv6 => &self.tables6,
+        }
+    }
+
+    /// Every table of both families as ([`Family::key`], dump).
+    pub fn all_tables(&self) -> impl Iterator<Item = (String, &String)> {
+        let v4 = self.tables.iter().map(|(n, d)| (Family::Ipv4.key(n), d));
+        let v6 = self.tables6.iter().map(|(n, d)| (Family::Ipv6.key(n), d));
+        v4.chain(v6)
+    }
+
+    /// All IPv4 table dumps concatenated: valid `iptables-restore` input
+    /// that replaces exactly those tables.
     pub fn restore_payload(&self) -> String {
+        self.restore_payload_of(Family::Ipv4)
+    }
+
+    /// [`Snapshot::restore_payload`] for `family` (`ip6tables-restore`
+    /// input for IPv6).
+    pub fn restore_payload_of(&self, family: Family) -> String {
         let mut out = String::new();
-        for dump in self.tables.values() {
+        for dump in self.tables_of(family).values() {
             out.push_str(dump);
             if !dump.ends_with('\n') {
                 out.push('\n');
@@ -245,6 +353,40 @@ pub async fn dump_tables<R: CommandRunner + ?Sized>(
     Ok(tables)
 }
 
+/// Dump the configured tables with `ip6tables-save` (under the xtables
+/// lock when configured). Tables the node does not have — no IPv6 rules,
+/// no `ip6tables`, an `ip6_tables` module not loaded — are left out rather
+/// than failing: an IPv4-only node has nothing there to flush or restore.
+/// Empty when [`IptablesConfig::with_ip6`] is off.
+pub async fn dump_tables6<R: CommandRunner + ?Sized>(
+    runner: &R,
+    cfg: &IptablesConfig,
+) -> Result<BTreeMap<String, String>> {
+    let mut tables = BTreeMap::new();
+    if !cfg.with_ip6 {
+        return Ok(tables);
+    }
+    let _guard = match &cfg.lock_path {
+        Some(path) => Some(XtablesLock::acquire(path, cfg.wait_secs).await?),
+        None => None,
+    };
+    for table in &cfg.tables {
+        let program = cfg.program_for(Family::Ipv6, "iptables-save");
+        let spec = CommandSpec::new(program, ["-t", table.as_str()]);
+        match runner.run(&spec).await {
+            Ok(out) if out.success() && out.stdout.lines().any(|l| l.starts_with('*')) => {
+                tables.insert(table.clone(), out.stdout);
+            }
+            Ok(_) => {}
+            Err(err) => {
+                tracing::info!(%err, "ip6tables not available; IPv6 rules not recorded");
+                break;
+            }
+        }
+    }
+    Ok(tables)
+}
+
 /// Which backend holds kube-proxy's rules, the way kubernetes-sigs'
 /// iptables-wrapper decides: the kubelet's hint chains
 /// (`KUBE-IPTABLES-HINT`, `KUBE-KUBELET-CANARY`) win; otherwise the backend
@@ -305,6 +447,7 @@ pub async fn take_snapshot<R: CommandRunner + ?Sized>(
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO);
     let tables = dump_tables(runner, cfg).await?;
+    let tables6 = dump_tables6(runner, cfg).await?;
     let nft_ruleset = if cfg.with_nft {
         dump_nft(runner).await
     } else {
@@ -318,6 +461,7 @@ pub async fn take_snapshot<R: CommandRunner + ?Sized>(
         iptables_version,
         tables,
         nft_ruleset,
+        tables6,
     })
 }
 
@@ -388,6 +532,32 @@ mod tests {
         assert_eq!(parse_backend("iptables v1.6.1"), Some(Backend::Legacy));
         assert_eq!(parse_backend("iptables v1.9 (weird)"), None);
         assert_eq!(parse_backend(""), None);
+    }
+
+    #[test]
+    fn families_and_ip6_programs() {
+        assert_eq!(parse_families(None), Ok(vec![Family::Ipv4]));
+        assert_eq!(parse_families(Some("ipv6")), Ok(vec![Family::Ipv6]));
+        let both = parse_families(Some("both")).expect("both");
+        assert_eq!(both, [Family::Ipv4, Family::Ipv6]);
+        assert_eq!(families_name(&both), "both");
+        assert!(parse_families(Some("ipx")).is_err());
+        let cfg = IptablesConfig {
+            backend: Some(Backend::Legacy),
+            ..IptablesConfig::default()
+        };
+        assert_eq!(
+            cfg.program_for(Family::Ipv6, "iptables-save"),
+            "ip6tables-legacy-save"
+        );
+        assert_eq!(
+            IptablesConfig::default().program_for(Family::Ipv6, "iptables"),
+            "ip6tables"
+        );
+        assert_eq!(
+            Family::split_key(&Family::Ipv6.key("nat")),
+            (Family::Ipv6, "nat")
+        );
     }
 
     fn scripted() -> FakeRunner {

@@ -128,8 +128,9 @@ fn rule_matches(rule: &ServicePort, key: &Key) -> bool {
     }
 }
 
-fn same_family(a: &str, b: &str) -> bool {
-    a.starts_with('[') == b.starts_with('[')
+/// Whether an `ip:port` (`[ip]:port` for IPv6) is IPv6.
+fn is_v6(addr: &str) -> bool {
+    addr.starts_with('[')
 }
 
 /// Compare the rules with the slices. The slices are taken to be complete
@@ -151,13 +152,22 @@ pub fn detect_stale(rules: &ServiceMap, slices: &[EndpointSlice]) -> StaleReport
             .filter(|(_, r)| rule_matches(r, key))
             .collect();
         let mut programmed: BTreeMap<String, Option<u32>> = BTreeMap::new();
+        // Which address families the node's rules cover for this port (a
+        // single-stack node must not report the other family as missing;
+        // a dual-stack one must report both).
+        let mut families: BTreeSet<bool> = BTreeSet::new();
         for (i, rule) in &entries {
             matched[*i] = true;
+            if let Some(ip) = &rule.cluster_ip {
+                families.insert(ip.contains(':'));
+            }
             for ep in &rule.endpoints {
+                families.insert(is_v6(&ep.address()));
                 programmed.insert(ep.address(), ep.weight);
             }
         }
-        compare_service(key, exp, &programmed, &mut report.findings);
+        let ctx = (key, exp, &families);
+        compare_service(ctx, &programmed, &mut report.findings);
     }
     for (rule, _) in rules
         .services
@@ -192,8 +202,7 @@ pub fn detect_stale(rules: &ServiceMap, slices: &[EndpointSlice]) -> StaleReport
 }
 
 fn compare_service(
-    key: &Key,
-    exp: &Expected,
+    (key, exp, families): (&Key, &Expected, &BTreeSet<bool>),
     programmed: &BTreeMap<String, Option<u32>>,
     findings: &mut Vec<Finding>,
 ) {
@@ -219,10 +228,7 @@ fn compare_service(
         }
     }
     for addr in &exp.usable {
-        let rule_family = programmed
-            .keys()
-            .next()
-            .is_none_or(|p| same_family(p, addr));
+        let rule_family = families.is_empty() || families.contains(&is_v6(addr));
         if !programmed.contains_key(addr) && rule_family {
             findings.push(finding(FindingKind::Missing, addr));
         }
@@ -270,6 +276,51 @@ mod tests {
             source: RuleSource::Iptables,
             services: vec![sp],
         }
+    }
+
+    /// A dual-stack Service: one IPv4 and one IPv6 slice, each with two
+    /// ready endpoints.
+    fn dual_stack_slices() -> Vec<EndpointSlice> {
+        let mut all = slices(r#"{"addresses":["10.0.0.1"]},{"addresses":["10.0.0.2"]}"#);
+        let json = r#"[{"metadata":{"name":"web-6","namespace":"demo","labels":{"kubernetes.io/service-name":"web"}},
+            "addressType":"IPv6","endpoints":[{"addresses":["fd00::1"]},{"addresses":["fd00::2"]}],
+            "ports":[{"name":"http","port":8080}]}]"#;
+        all.extend(parse_endpoint_slices(json).expect("slices"));
+        all
+    }
+
+    #[test]
+    fn dual_stack_rules_are_judged_per_family() {
+        let s = dual_stack_slices();
+        let v4 = rules(
+            Some("demo/web:http"),
+            None,
+            &[("10.0.0.1", None), ("10.0.0.2", None)],
+        );
+        assert!(
+            detect_stale(&v4, &s).is_clean(),
+            "an IPv4-only node is not missing the IPv6 endpoints"
+        );
+        // A dual-stack node whose IPv6 rules lost an endpoint.
+        let mut both = v4.clone();
+        let mut v6 = rules(Some("demo/web:http"), None, &[("fd00::1", None)]).services;
+        v6[0].cluster_ip = Some("fd00:96::10".into());
+        both.services.extend(v6.clone());
+        let report = detect_stale(&both, &s);
+        assert_eq!(report.findings.len(), 1, "{report:?}");
+        assert_eq!(report.findings[0].kind, FindingKind::Missing);
+        assert_eq!(report.findings[0].endpoint, "[fd00::2]:8080");
+        // Its IPv6 rules flushed to no endpoint at all: both are missing.
+        v6[0].endpoints.clear();
+        let mut flushed = v4;
+        flushed.services.extend(v6);
+        let report = detect_stale(&flushed, &s);
+        let missing: Vec<&str> = report
+            .findings
+            .iter()
+            .map(|f| f.endpoint.as_str())
+            .collect();
+        assert_eq!(missing, ["[fd00::1]:8080", "[fd00::2]:8080"]);
     }
 
     #[test]

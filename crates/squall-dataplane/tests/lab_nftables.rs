@@ -1,8 +1,10 @@
 //! nftables-mode kube-proxy on a real kernel, in a bare network namespace:
-//! both fixture shapes load into the kernel and parse from the kernel's own
-//! listing to the same model; the `nft-services` fault empties the
-//! `services` chain, the diff names it, and restoring the snapshot (twice)
-//! brings the table back intact. Skips when not root or nft is missing.
+//! both fixture shapes and the dual-stack ruleset load into the kernel and
+//! parse from the kernel's own listing to the same model; the
+//! `nft-services` fault empties the `services` chain, the diff names it,
+//! and restoring the snapshot (twice) brings the table back intact; on the
+//! dual-stack ruleset both families' tables are flushed and come back
+//! together. Skips when not root or nft is missing.
 
 mod lab;
 
@@ -21,7 +23,11 @@ fn config() -> IptablesConfig {
 
 #[tokio::test]
 async fn real_nft_output_of_both_kube_proxy_shapes_parses_like_the_fixtures() {
-    for fixture in ["v1.31-shape-a.txt", "v1.34-shape-b.txt"] {
+    for fixture in [
+        "v1.31-shape-a.txt",
+        "v1.34-shape-b.txt",
+        "v1.33-dual-stack.txt",
+    ] {
         let ns = netns_or_skip!(&["ip", "nft"]);
         ns.load_nft(fixture);
         // The kernel re-orders map elements; the parsed model must not care.
@@ -103,4 +109,40 @@ async fn nft_services_flush_and_restore_on_a_real_nftables_table() {
         5,
         "table intact after two restores: {map:?}"
     );
+}
+
+/// Dual-stack nftables mode: `nft-services` empties the `services` chain
+/// of both `ip` and `ip6 kube-proxy`, the diff names both tables, and one
+/// restore brings both back with a clean diff and every endpoint of both
+/// families.
+#[tokio::test]
+async fn nft_services_flush_and_restore_on_a_dual_stack_ruleset() {
+    let ns = netns_or_skip!(&["ip", "nft", "iptables"]);
+    ns.load_nft("v1.33-dual-stack.txt");
+    let (runner, cfg) = (ns.runner(), config());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("n.json");
+    let prepared = prepare_flush(&runner, &cfg, FlushMode::NftServices, &path)
+        .await
+        .expect("prepare");
+    let report = apply_flush(&runner, &prepared).await.expect("flush");
+    assert_eq!(report.commands.len(), 2, "{report:?}");
+    let diff = diff_live(&runner, &cfg, &prepared.snapshot)
+        .await
+        .expect("diff");
+    let mut tables: Vec<&str> = diff.tables.iter().map(|t| t.table.as_str()).collect();
+    tables.sort_unstable();
+    assert_eq!(tables, ["nft ip kube-proxy", "nft ip6 kube-proxy"]);
+    let restored = restore_snapshot(&runner, &cfg, &prepared.snapshot)
+        .await
+        .expect("restore");
+    assert_eq!(restored.nft_tables, ["ip kube-proxy", "ip6 kube-proxy"]);
+    assert!(
+        diff_live(&runner, &cfg, &prepared.snapshot)
+            .await
+            .expect("diff")
+            .is_clean()
+    );
+    let map = inspect_node(&runner, &cfg).await.expect("inspect").map;
+    assert_eq!(map.endpoint_count(), 4, "{map:?}");
 }

@@ -1,11 +1,11 @@
 //! Parser tests over hand-written fixtures of several kube-proxy
-//! generations (iptables 1.18-era and current, nftables shapes A and B,
-//! IPVS), a generated 1,000-endpoint iptables dump without comments, and
+//! generations (iptables 1.18-era and current, nftables shapes A and B and
+//! a dual-stack ruleset, IPVS), a generated 1,000-endpoint iptables dump without comments, and
 //! mangled inputs that must never panic.
 
 use proptest::prelude::*;
 use squall_dataplane::hash;
-use squall_dataplane::model::{Protocol, RuleSource, ServiceMap, ServicePortName};
+use squall_dataplane::model::{Protocol, RuleSource, ServiceMap, ServicePort, ServicePortName};
 use squall_dataplane::parse::{parse_iptables, parse_ipvs, parse_nft};
 
 fn fixture(path: &str) -> String {
@@ -195,6 +195,35 @@ fn nft_shape_b_inline_dnat_map() {
 }
 
 #[test]
+fn nft_dual_stack_lists_each_family_of_a_service_port() {
+    let map = parse_nft(&fixture("nft/v1.33-dual-stack.txt"));
+    let web: Vec<&ServicePort> = map
+        .services
+        .iter()
+        .filter(|s| s.name == Some(spn("demo/web:http")))
+        .collect();
+    assert_eq!(web.len(), 2, "one entry per family: {map:?}");
+    let mut ips: Vec<&str> = web.iter().filter_map(|s| s.cluster_ip.as_deref()).collect();
+    ips.sort_unstable();
+    assert_eq!(ips, ["10.96.120.15", "fd00:10:96::c0a8"]);
+    assert!(web.iter().all(|s| s.node_ports == [30080]));
+    let mut eps: Vec<String> = web
+        .iter()
+        .flat_map(|s| s.endpoints.iter().map(|e| e.address()))
+        .collect();
+    eps.sort();
+    assert_eq!(
+        eps,
+        [
+            "10.244.1.5:8080",
+            "10.244.2.7:8080",
+            "[fd00:10:244:1::5]:8080",
+            "[fd00:10:244:2::7]:8080"
+        ]
+    );
+}
+
+#[test]
 fn nft_ignores_other_tables() {
     let map = parse_nft("table ip nat {\n\tchain service-AAAAAAAA-a/b/tcp/p {\n\t}\n}\n");
     assert!(map.services.is_empty());
@@ -250,6 +279,7 @@ fn mangled_fixtures_never_panic() {
         fixture("iptables/v1.18-legacy.txt"),
         fixture("nft/v1.31-shape-a.txt"),
         fixture("nft/v1.34-shape-b.txt"),
+        fixture("nft/v1.33-dual-stack.txt"),
         fixture("ipvs/v1.12-weight0.txt"),
     ];
     let mut parsed = 0;

@@ -28,8 +28,10 @@ use squall_dataplane::activity::ClusterNodes;
 use squall_dataplane::flush::FlushMode;
 use squall_dataplane::inspect::stale_from_json;
 use squall_dataplane::model::ServiceMap;
+use squall_dataplane::snapshot::{Family, families_name, parse_families};
 
 use crate::args::{int_or, opt_int, opt_str, str_or};
+use crate::cleanup::PodGuard;
 use crate::connect::{Kube, Origin, kube};
 use crate::helper::{self, Helper, STATE_DIR};
 use crate::node::{NodeQuery, guard, pick_count};
@@ -61,6 +63,43 @@ struct Agent {
     image: String,
     namespace: String,
     timeout: Duration,
+    /// `--keep-snapshots N --max-snapshot-age SECS` for the node's state
+    /// directory, from the configuration (see [`prune_args`]).
+    prune: Vec<String>,
+}
+
+/// Default of configuration `squall_dataplane_keep_snapshots`.
+pub const KEEP_SNAPSHOTS: u64 = 10;
+/// Default of configuration `squall_dataplane_snapshot_max_age_secs` (a week).
+pub const SNAPSHOT_MAX_AGE_SECS: u64 = 7 * 24 * 3600;
+
+/// How helper pods prune the node's state directory, before a flush and
+/// after each verified restore: configuration
+/// `squall_dataplane_keep_snapshots` [default 10] and
+/// `squall_dataplane_snapshot_max_age_secs` [default 604800, a week]. A
+/// snapshot whose undo is still pending is never removed.
+fn prune_args(configuration: &Map<String, Value>) -> Result<Vec<String>, ActivityError> {
+    let read = |key: &str, default: u64| match configuration.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => v
+            .as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            .ok_or_else(|| {
+                ActivityError::failed(format!(
+                    "configuration `{key}` must be a whole number >= 0, not {v}"
+                ))
+            }),
+    };
+    Ok(vec![
+        "--keep-snapshots".into(),
+        read("squall_dataplane_keep_snapshots", KEEP_SNAPSHOTS)?.to_string(),
+        "--max-snapshot-age".into(),
+        read(
+            "squall_dataplane_snapshot_max_age_secs",
+            SNAPSHOT_MAX_AGE_SECS,
+        )?
+        .to_string(),
+    ])
 }
 
 impl Agent {
@@ -85,6 +124,7 @@ impl Agent {
             image,
             namespace: str_or(args, "agent_namespace", "kube-system")?,
             timeout: Duration::from_secs(timeout),
+            prune: prune_args(&ctx.configuration)?,
         })
     }
 
@@ -128,18 +168,17 @@ async fn chosen_nodes(
     pick_count(names, opt_int(args, "count")?, opt_int(args, "seed")?)
 }
 
-fn agent_flush_args(mode: FlushMode, name: &str, ttl: u64) -> Vec<String> {
+/// What a flush pod does: the mode, on which address families.
+type Fault<'a> = (FlushMode, &'a [Family]);
+
+fn agent_flush_args(fault: Fault<'_>, name: &str, ttl: u64, prune: &[String]) -> Vec<String> {
+    let (mode, families) = fault;
     let mut args = agent_args(&["flush"]);
-    args.extend(
-        match mode {
-            FlushMode::Nat => vec!["--table", "nat"],
-            FlushMode::KubeChains => vec!["--kube-chains"],
-            FlushMode::Canary => vec!["--canary"],
-            FlushMode::NftServices => vec!["--nft-services"],
-        }
-        .into_iter()
-        .map(String::from),
-    );
+    args.extend(mode.agent_args().iter().map(|a| (*a).to_owned()));
+    if families != [Family::Ipv4] {
+        args.extend(["--family".into(), families_name(families).into()]);
+    }
+    args.extend_from_slice(prune);
     args.extend([
         "--snapshot".into(),
         format!("{STATE_DIR}/{name}.snapshot.json"),
@@ -176,6 +215,9 @@ pub async fn flush_on_nodes(
     let client = kube.client();
     let agent = Agent::read(&ctx, &args)?;
     let ttl = int_or(&args, "ttl_secs", 300)?.max(1).unsigned_abs();
+    let families =
+        parse_families(opt_str(&args, "family")?.as_deref()).map_err(ActivityError::Failed)?;
+    let fault = (mode, families.as_slice());
     let pick = chosen_nodes(&client, &args).await?;
     guard(&ctx, &client, &pick, "flush_rules", "no rules were flushed").await?;
     if ctx.dry {
@@ -187,7 +229,7 @@ pub async fn flush_on_nodes(
                     "run a helper pod ({}) on node {n} in {}: `squall {}` (restores by itself after {ttl}s)",
                     agent.image,
                     agent.namespace,
-                    agent_flush_args(mode, "<pod>", ttl).join(" ")
+                    agent_flush_args(fault, "<pod>", ttl, &agent.prune).join(" ")
                 )
             })
             .collect();
@@ -195,7 +237,7 @@ pub async fn flush_on_nodes(
         return ctx.plan(&targets, &changes);
     }
     let mut started = Vec::new();
-    let out = match flush_all(&ctx, &kube, &agent, &pick.names, (mode, ttl), &mut started).await {
+    let out = match flush_all(&ctx, &kube, &agent, &pick.names, (fault, ttl), &mut started).await {
         Ok(out) => out,
         Err(e) => {
             // All or nothing: a flush that failed on one node (or whose pod
@@ -205,20 +247,11 @@ pub async fn flush_on_nodes(
             return Err(e);
         }
     };
-    let mut result = json!({"mode": mode_name(mode), "nodes": out});
+    let mut result = json!({"mode": mode.as_str(), "nodes": out});
     if let Some(seed) = pick.seed {
         result["seed"] = json!(seed);
     }
     Ok(result)
-}
-
-fn mode_name(mode: FlushMode) -> &'static str {
-    match mode {
-        FlushMode::Nat => "nat",
-        FlushMode::KubeChains => "kube-chains",
-        FlushMode::Canary => "canary",
-        FlushMode::NftServices => "nft-services",
-    }
 }
 
 /// A flush pod created, with its undo.
@@ -226,6 +259,9 @@ struct Started {
     helper: Helper,
     undo_id: String,
     undo: Value,
+    /// Deletes the pod (it then restores) if the activity is cancelled
+    /// before the flush is confirmed; disarmed once it is.
+    guard: Option<PodGuard>,
 }
 
 /// Starts a flush pod on every node, then waits until each has flushed.
@@ -234,16 +270,16 @@ async fn flush_all(
     kube: &Kube,
     agent: &Agent,
     nodes: &[String],
-    (mode, ttl): (FlushMode, u64),
+    (fault, ttl): (Fault<'_>, u64),
     started: &mut Vec<Started>,
 ) -> Result<Vec<Value>, ActivityError> {
     for node in nodes {
-        started.push(start_flush(ctx, kube, agent, node, mode, ttl).await?);
+        started.push(start_flush(ctx, kube, agent, node, fault, ttl).await?);
     }
     let mut out = Vec::new();
     for s in started.iter() {
         let h = &s.helper;
-        helper::wait_for_log(
+        let logs = helper::wait_for_log(
             &kube.client(),
             h,
             "Flushed (",
@@ -252,15 +288,36 @@ async fn flush_all(
         )
         .await?;
         ctx.log.info(&format!(
-            "node/{}: rules flushed ({mode:?}) by helper pod {}/{}; it restores them in {ttl}s unless rolled back first",
-            h.node, h.namespace, h.name
+            "node/{}: rules flushed ({}, {}) by helper pod {}/{}; it restores them in {ttl}s unless rolled back first",
+            h.node,
+            fault.0,
+            families_name(fault.1),
+            h.namespace,
+            h.name
         ));
         out.push(
             json!({"node": h.node, "pod": h.name, "namespace": h.namespace,
-            "snapshot": format!("{STATE_DIR}/{}.snapshot.json", h.name), "ttl_secs": ttl}),
+            "snapshot": format!("{STATE_DIR}/{}.snapshot.json", h.name), "ttl_secs": ttl,
+            "flushed_at": flushed_at(&logs)}),
         );
     }
+    // Every node flushed: the pods stay up to restore at their TTL.
+    for s in started.iter_mut() {
+        if let Some(guard) = s.guard.take() {
+            guard.disarm();
+        }
+    }
     Ok(out)
+}
+
+/// When the agent says the rules went (`"flushed_at": "…"` in the report
+/// it prints after flushing): the start of the outage on that node, by the
+/// node's clock. `null` from an agent too old to say.
+fn flushed_at(logs: &str) -> Value {
+    logs.lines()
+        .find_map(|l| l.trim().strip_prefix("\"flushed_at\": "))
+        .and_then(|v| serde_json::from_str::<String>(v.trim_end_matches(',')).ok())
+        .map_or(Value::Null, Value::String)
 }
 
 /// Undoes the flushes that began, marking each undo done once it worked.
@@ -285,13 +342,13 @@ async fn start_flush(
     kube: &Kube,
     agent: &Agent,
     node: &str,
-    mode: FlushMode,
+    fault: Fault<'_>,
     ttl: u64,
 ) -> Result<Started, ActivityError> {
     // The deadline leaves room for the image pull and a restore on SIGTERM.
     let deadline = ttl + agent.timeout.as_secs() + 60;
     let mut h = agent.helper(ctx, "flush", node, Vec::new(), deadline);
-    h.args = agent_flush_args(mode, &h.name, ttl);
+    h.args = agent_flush_args(fault, &h.name, ttl, &agent.prune);
     let undo = Undo {
         kind: UNDO_KIND.into(),
         data: json!({
@@ -302,6 +359,7 @@ async fn start_flush(
             "image": h.image,
             "ledger": node_ledger(&h.name),
             "timeout_secs": agent.timeout.as_secs(),
+            "prune": agent.prune,
         }),
         description: format!(
             "restore kube-proxy rules on node {node}: delete helper pod {}/{}, then `squall agent dataplane recover` there",
@@ -314,10 +372,12 @@ async fn start_flush(
         settle_failed_write(ctx, &id, &e)?;
         return Err(api_error(e));
     }
+    let guard = Some(PodGuard::new(&kube.client(), &h.namespace, &h.name));
     Ok(Started {
         helper: h,
         undo_id: id,
         undo: data,
+        guard,
     })
 }
 
@@ -434,11 +494,27 @@ async fn restore_node(
         namespace,
         node: node.clone(),
         image: field("image")?,
-        args: agent_args(&["recover", "--ledger", &field("ledger")?]),
+        args: recover_args(&field("ledger")?, data),
         deadline_secs: timeout.as_secs() + 60,
         run_id: "squall-restore".into(),
     };
     run_restore_pod(&client, &h, timeout, log).await
+}
+
+/// `squall agent dataplane recover` for a restore pod, pruning the node's
+/// state directory afterwards as the flush pod did (undo data recorded
+/// before pruning existed has no `prune`: nothing is pruned).
+fn recover_args(ledger: &str, data: &Value) -> Vec<String> {
+    let mut args = agent_args(&["recover", "--ledger", ledger]);
+    let prune = data.get("prune").and_then(Value::as_array);
+    args.extend(
+        prune
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_owned),
+    );
+    args
 }
 
 /// Runs the restore pod to its end and deletes it; `Ok` on exit code 0.
@@ -455,9 +531,11 @@ async fn run_restore_pod(
     helper::create(client, h)
         .await
         .map_err(|e| api_error(e).message().to_owned())?;
+    let guard = PodGuard::new(client, &h.namespace, &h.name);
     let ended = helper::wait_to_end(client, h, timeout, log).await;
     // The restore pod's job is done (or failed): never leave it behind.
     let _ = helper::delete_and_wait(client, &h.namespace, &h.name, Duration::from_secs(60)).await;
+    guard.disarm();
     let ended = ended.map_err(|e| e.message().to_owned())?;
     if ended.exit_code != 0 {
         return Err(format!(
@@ -542,8 +620,10 @@ async fn inspect_node(
         agent.timeout.as_secs() + 60,
     );
     helper::create(client, &h).await.map_err(api_error)?;
+    let guard = PodGuard::new(client, &h.namespace, &h.name);
     let ended = helper::wait_to_end(client, &h, agent.timeout, ctx.log.as_ref()).await;
     let _ = helper::delete_and_wait(client, &h.namespace, &h.name, Duration::from_secs(60)).await;
+    guard.disarm();
     let ended = ended?;
     if ended.exit_code != 0 {
         return Err(ActivityError::Failed(format!(
@@ -578,17 +658,67 @@ mod tests {
 
     #[test]
     fn the_flush_pod_snapshots_and_records_on_the_node_with_a_ttl() {
-        let args = agent_flush_args(FlushMode::KubeChains, "squall-flush-n1-abc", 90);
+        let prune = prune_args(&Map::new()).unwrap();
+        let v4 = [Family::Ipv4];
+        let args = agent_flush_args(
+            (FlushMode::KubeChains, &v4),
+            "squall-flush-n1-abc",
+            90,
+            &prune,
+        );
         assert_eq!(
             args.join(" "),
             "--no-log-file agent dataplane flush --kube-chains \
+             --keep-snapshots 10 --max-snapshot-age 604800 \
              --snapshot /var/lib/squall/dataplane/squall-flush-n1-abc.snapshot.json \
              --ledger /var/lib/squall/dataplane/squall-flush-n1-abc.ledger.jsonl --ttl 90"
         );
         assert_eq!(
-            agent_flush_args(FlushMode::Nat, "p", 1)[4..6],
+            agent_flush_args((FlushMode::Nat, &v4), "p", 1, &[])[4..6],
             ["--table", "nat"]
         );
+        assert_eq!(
+            agent_flush_args((FlushMode::Filter, &v4), "p", 1, &[])[4..6],
+            ["--table", "filter"]
+        );
+        assert_eq!(
+            agent_flush_args((FlushMode::AllTables, &v4), "p", 1, &[])[4],
+            "--all-tables"
+        );
+        let dual = [Family::Ipv4, Family::Ipv6];
+        assert_eq!(
+            agent_flush_args((FlushMode::Filter, &dual), "p", 1, &[])[4..8],
+            ["--table", "filter", "--family", "both"]
+        );
+    }
+
+    #[test]
+    fn prune_settings_come_from_the_configuration_and_reach_the_restore_pod() {
+        let config: Map<String, Value> = serde_json::from_value(json!({
+            "squall_dataplane_keep_snapshots": 3,
+            "squall_dataplane_snapshot_max_age_secs": "60"
+        }))
+        .unwrap();
+        let prune = prune_args(&config).unwrap();
+        assert_eq!(prune, ["--keep-snapshots", "3", "--max-snapshot-age", "60"]);
+        let bad: Map<String, Value> =
+            serde_json::from_value(json!({"squall_dataplane_keep_snapshots": -1})).unwrap();
+        assert!(prune_args(&bad).is_err());
+        let with = recover_args("/l.jsonl", &json!({"prune": prune}));
+        assert_eq!(
+            with.join(" "),
+            "--no-log-file agent dataplane recover --ledger /l.jsonl --keep-snapshots 3 --max-snapshot-age 60"
+        );
+        let old = recover_args("/l.jsonl", &json!({}));
+        assert_eq!(old.len(), 6, "older undo data: no pruning flags");
+    }
+
+    #[test]
+    fn the_flush_time_is_read_from_the_agent_report() {
+        let logs = "[INFO] Flushed (filter): iptables -w 5 -t filter -F\n{\n  \"mode\": \"filter\",\n  \
+                    \"flushed_at\": \"2026-12-03T07:00:00.123456+00:00\"\n}\n";
+        assert_eq!(flushed_at(logs), json!("2026-12-03T07:00:00.123456+00:00"));
+        assert_eq!(flushed_at("[INFO] Flushed (nat)\n"), Value::Null);
     }
 
     #[test]

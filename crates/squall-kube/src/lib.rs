@@ -8,6 +8,7 @@
 //! registry, and this crate never depends on the engine.
 
 mod args;
+pub mod cleanup;
 pub mod connect;
 pub mod dataplane;
 pub mod deployment;

@@ -66,15 +66,19 @@ pub struct ProcessRuntime {
     /// default: a pod on a node without an entry in `netns` then fails
     /// without running (for tests whose processes are harmless).
     pub host_nodes: bool,
+    /// Images whose pull fails: a pod of one (host network or not) stays
+    /// Pending, its container waiting with reason `ErrImagePull`, as a
+    /// kubelet leaves it, until it is deleted.
+    pub fail_pull: BTreeSet<String>,
 }
 
 impl ProcessRuntime {
     /// Whether this runtime (rather than the kubelet model) runs `pod`.
     pub fn runs(&self, pod: &Value) -> bool {
-        pod.ptr("/spec/hostNetwork") == Some(&json!(true))
-            && self
-                .images
-                .contains_key(str_at(pod, "/spec/containers/0/image"))
+        let image = str_at(pod, "/spec/containers/0/image");
+        self.fail_pull.contains(image)
+            || (pod.ptr("/spec/hostNetwork") == Some(&json!(true))
+                && self.images.contains_key(image))
     }
 }
 
@@ -252,6 +256,12 @@ fn step(
     let deleting = pod.ptr("/metadata/deletionTimestamp").is_some();
     let node_gone = store.get("", "nodes", "", &node).is_none();
     let finished = matches!(str_at(&pod, "/status/phase"), "Succeeded" | "Failed");
+    if rt
+        .fail_pull
+        .contains(str_at(&pod, "/spec/containers/0/image"))
+    {
+        return pull_fails(store, pod, deleting || node_gone);
+    }
     let Some(p) = procs.get_mut(&uid) else {
         if deleting || node_gone {
             store.remove("", "pods", &ns, &name);
@@ -659,6 +669,43 @@ fn running(mut pod: Value, store: &StoreInner, ts: &str) -> Value {
         }]
     });
     pod
+}
+
+/// A pod whose image cannot be pulled: Pending with its container waiting
+/// (`ErrImagePull`), as a kubelet reports it; removed at once when deleted
+/// (no process ever ran). Returns whether the store changed.
+fn pull_fails(store: &mut StoreInner, mut pod: Value, gone: bool) -> bool {
+    if gone {
+        let (ns, name) = crate::store::obj_key(&pod);
+        store.remove("", "pods", &ns, &name);
+        return true;
+    }
+    let waiting = "/status/containerStatuses/0/state/waiting/reason";
+    if str_at(&pod, waiting) == "ErrImagePull" {
+        return false;
+    }
+    let ts = store.clock.timestamp();
+    let name = pod["spec"]["containers"][0]["name"].clone();
+    let image = pod["spec"]["containers"][0]["image"].clone();
+    let message = format!(
+        "failed to pull image {}: not found (squall sandbox --fail-pull)",
+        image.as_str().unwrap_or_default()
+    );
+    pod["status"] = json!({
+        "phase": "Pending",
+        "startTime": ts,
+        "conditions": [
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": ts},
+            {"type": "Ready", "status": "False", "reason": "ContainersNotReady", "lastTransitionTime": ts}
+        ],
+        "containerStatuses": [{
+            "name": name, "image": image, "imageID": "", "ready": false, "started": false,
+            "restartCount": 0,
+            "state": {"waiting": {"reason": "ErrImagePull", "message": message}}
+        }]
+    });
+    store.put("", "pods", pod);
+    true
 }
 
 /// The pod once its process ended with `code`.

@@ -27,6 +27,7 @@ fn sim_with(root: &std::path::Path, host_nodes: bool) -> Sim {
             netns: BTreeMap::new(),
             host_root: root.to_path_buf(),
             host_nodes,
+            fail_pull: ["missing:1".to_string()].into(),
         }),
         ..SimOptions::default()
     })
@@ -133,6 +134,39 @@ async fn a_graceful_delete_sends_sigterm_and_the_pod_goes_when_the_process_does(
     .await;
     let said = std::fs::read_to_string(root.path().join("node-1/var/lib/x/file")).unwrap();
     assert_eq!(said, "got TERM\n", "the process was not asked politely");
+}
+
+/// `--fail-pull missing:1`: its pod (host network or not) stays Pending
+/// with the container waiting on `ErrImagePull`, runs nothing, and goes at
+/// once when deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_whose_image_cannot_be_pulled_waits_with_err_image_pull() {
+    let root = tempfile::tempdir().unwrap();
+    let sim = sim(root.path());
+    let api: Api<Pod> = Api::default_namespaced(kube::Client::new(sim.clone(), "default"));
+    for (name, host) in [("pull-host", true), ("pull-pod", false)] {
+        let mut m = manifest(name, "echo ran > \"$1\"", host);
+        m["spec"]["containers"][0]["image"] = json!("missing:1");
+        let pod: Pod = serde_json::from_value(m).unwrap();
+        api.create(&PostParams::default(), &pod).await.unwrap();
+        let reason = poll("ErrImagePull", 250, Duration::from_millis(20), || async {
+            let p = api.get(name).await.ok()?;
+            let s = p.status?;
+            let w = s.container_statuses?[0].state.clone()?.waiting?;
+            (s.phase.as_deref() == Some("Pending")).then_some(w.reason?)
+        })
+        .await;
+        assert_eq!(reason, "ErrImagePull");
+        api.delete(name, &DeleteParams::default()).await.unwrap();
+        poll("the pod to go", 250, Duration::from_millis(20), || async {
+            api.get_opt(name).await.unwrap().is_none().then_some(())
+        })
+        .await;
+    }
+    assert!(
+        !root.path().join("node-1/var/lib/x/file").exists(),
+        "nothing ran"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

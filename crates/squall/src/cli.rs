@@ -111,6 +111,10 @@ pub struct ServeArgs {
     /// temporary directory].
     #[arg(long, value_name = "DIR")]
     pub host_root: Option<PathBuf>,
+    /// Pulling IMAGE fails: its pods stay Pending with `ErrImagePull`, as
+    /// on a node that cannot reach the registry. Repeatable.
+    #[arg(long, value_name = "IMAGE")]
+    pub fail_pull: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,6 +161,8 @@ pub enum DataplaneCommand {
         /// The ledger the flush recorded its undo in (`flush --ledger`).
         #[arg(long, value_name = "PATH")]
         ledger: PathBuf,
+        #[command(flatten)]
+        prune: PruneArgs,
     },
     /// Compare the live rules with a snapshot: exit 0 when equal, else 1
     /// and the differences as JSON.
@@ -187,11 +193,19 @@ pub enum DataplaneCommand {
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("what").required(true).args(["table", "kube_chains", "canary", "nft_services"])))]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["table", "all_tables", "kube_chains", "canary", "nft_services"])))]
 pub struct FlushArgs {
-    /// Flush a whole table, as `iptables -t TABLE -F` (only `nat`).
-    #[arg(long, value_parser = ["nat"])]
+    /// Flush a whole table, as `iptables -t TABLE -F`: `nat`, `filter`
+    /// (seed 000's `iptables -F`) or `mangle`. Chain policies stay.
+    #[arg(long, value_parser = ["nat", "filter", "mangle"])]
     pub table: Option<String>,
+    /// Flush nat, filter and mangle: every table kube-proxy writes.
+    #[arg(long)]
+    pub all_tables: bool,
+    /// Which rules to flush: `ipv4` (`iptables`), `ipv6` (`ip6tables`) or
+    /// `both` (dual-stack). Snapshots and restores always cover both.
+    #[arg(long, default_value = "ipv4", value_parser = ["ipv4", "ipv6", "both"])]
+    pub family: String,
     /// Remove only kube-proxy's chains and the jumps to them.
     #[arg(long)]
     pub kube_chains: bool,
@@ -214,6 +228,22 @@ pub struct FlushArgs {
     /// Take the snapshot and print the commands, change nothing.
     #[arg(long)]
     pub dry: bool,
+    #[command(flatten)]
+    pub prune: PruneArgs,
+}
+
+/// Pruning of the snapshot's directory (a node's state directory), before
+/// a flush and after every verified restore. Only `*.snapshot.json`,
+/// `*.snapshot.after.json` and `*.ledger.jsonl` files whose undo is done are
+/// removed; without either flag nothing is.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Keep at most this many snapshots (and node ledgers), newest first.
+    #[arg(long, value_name = "N")]
+    pub keep_snapshots: Option<usize>,
+    /// Remove finished snapshots and ledgers older than this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub max_snapshot_age: Option<u64>,
 }
 
 /// Where experiment variables come from.

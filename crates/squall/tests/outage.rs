@@ -6,6 +6,11 @@
 //! match the time from the flush to the next resync. Without the loop, the
 //! rollback restores the rules and the diff against the snapshot is clean.
 //!
+//! The same twice for seed 000's literal command, `iptables -F` (squall's
+//! `filter` flush), on a Docker-style lab node (FORWARD policy DROP): the
+//! nat rules stay, the forwarded traffic dies until the resync, and the
+//! rollback brings back rules and the DROP policy with a clean diff.
+//!
 //! Uses the data-plane crate's lab (network namespaces it creates and
 //! deletes; only addresses inside them). Skipped, with the reason, when not
 //! root or the tools are missing.
@@ -25,7 +30,7 @@ use lab::{Lab, NODE_IP, NODE_PORT};
 
 const INTERVAL_MS: u64 = 50;
 
-fn experiment(sb: &Sandbox, lab: &Lab, pause: f64) -> std::path::PathBuf {
+fn experiment(sb: &Sandbox, lab: &Lab, mode: &str, pause: f64) -> std::path::PathBuf {
     sb.write(
         "flush.yaml",
         &format!(
@@ -42,8 +47,8 @@ method:
       func: availability
       arguments: {{url: "http://{NODE_IP}:{NODE_PORT}/", interval_ms: {INTERVAL_MS}, timeout_ms: 500}}
   - type: action
-    name: flush-nat
-    provider: {{type: python, module: squall.dataplane.actions, func: flush_rules, arguments: {{mode: nat, netns: "${{node}}"}}}}
+    name: flush-{mode}
+    provider: {{type: python, module: squall.dataplane.actions, func: flush_rules, arguments: {{mode: {mode}, netns: "${{node}}"}}}}
     pauses: {{before: 0.5, after: {pause}}}
 rollbacks:
   - type: action
@@ -73,11 +78,15 @@ fn run_in_client(sb: &Sandbox, lab: &Lab, exp: &std::path::Path) -> Run {
     Run::from(out)
 }
 
-/// Re-applies kube-proxy's nat rules every 2 s (a whole-table restore, as a
-/// sync does), recording when each sync finished. Stops when told, and after
-/// at most 30 syncs.
-fn resync_loop(node: String, stop: Arc<AtomicBool>, syncs: Arc<Mutex<Vec<SystemTime>>>) {
-    let rules = Lab::kube_proxy_rules();
+/// Re-applies the node's rules (`rules`: every table kube-proxy wrote)
+/// every 2 s (a whole-table restore, as a full sync does), recording when
+/// each sync finished. Stops when told, and after at most 30 syncs.
+fn resync_loop(
+    node: String,
+    rules: String,
+    stop: Arc<AtomicBool>,
+    syncs: Arc<Mutex<Vec<SystemTime>>>,
+) {
     for _ in 0..30 {
         std::thread::sleep(Duration::from_secs(2));
         if stop.load(Ordering::SeqCst) {
@@ -110,25 +119,23 @@ fn parse_time(stamp: &str) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs)
 }
 
-#[test]
-fn measured_outage_is_the_time_to_the_next_resync() {
-    let lab = match Lab::start() {
-        Ok(l) => l,
-        Err(skip) => return lab::report_skip("outage measurement", &skip.0),
-    };
+/// Runs the experiment with a resync loop applying `rules` every 2 s and
+/// checks the monitor's one outage equals the time from the flush to the
+/// next resync within ±(interval + 20 ms).
+fn outage_equals_time_to_resync(lab: &Lab, mode: &str, rules: String) {
     let sb = Sandbox::new();
-    let exp = experiment(&sb, &lab, 3.0);
+    let exp = experiment(&sb, lab, mode, 3.0);
     let stop = Arc::new(AtomicBool::new(false));
     let syncs = Arc::new(Mutex::new(Vec::new()));
     let resync = {
         let (node, stop, syncs) = (lab.node.clone(), stop.clone(), syncs.clone());
-        std::thread::spawn(move || resync_loop(node, stop, syncs))
+        std::thread::spawn(move || resync_loop(node, rules, stop, syncs))
     };
-    let run = run_in_client(&sb, &lab, &exp);
+    let run = run_in_client(&sb, lab, &exp);
     stop.store(true, Ordering::SeqCst);
     resync.join().unwrap();
     run.code(0)
-        .has("Action: flush-nat")
+        .has(&format!("Action: flush-{mode}"))
         .has("Probe: nodeport-availability [in background]");
     let j = sb.journal();
     let monitor = &j["run"][0]["output"];
@@ -149,6 +156,59 @@ fn measured_outage_is_the_time_to_the_next_resync() {
         "measured {measured} ms, expected {expected} ms ± {tolerance} ms: {monitor}"
     );
     assert!(monitor["failures"].as_u64().unwrap() > 0);
+    println!("{mode}: measured outage {measured} ms, flush to resync {expected} ms");
+}
+
+#[test]
+fn measured_outage_is_the_time_to_the_next_resync() {
+    let lab = match Lab::start() {
+        Ok(l) => l,
+        Err(skip) => return lab::report_skip("outage measurement", &skip.0),
+    };
+    outage_equals_time_to_resync(&lab, "nat", Lab::kube_proxy_rules());
+}
+
+#[test]
+fn seed_000_filter_flush_outage_on_a_docker_node_is_the_time_to_the_next_resync() {
+    let lab = match Lab::start_docker_style() {
+        Ok(l) => l,
+        Err(skip) => return lab::report_skip("filter outage measurement", &skip.0),
+    };
+    outage_equals_time_to_resync(&lab, "filter", Lab::docker_node_rules());
+}
+
+#[test]
+fn without_resync_the_filter_rollback_restores_rules_and_the_drop_policy() {
+    let lab = match Lab::start_docker_style() {
+        Ok(l) => l,
+        Err(skip) => return lab::report_skip("filter rollback", &skip.0),
+    };
+    let sb = Sandbox::new();
+    let exp = experiment(&sb, &lab, "filter", 0.5);
+    let run = run_in_client(&sb, &lab, &exp);
+    run.code(0).has("Rollback: restore-rules");
+    let j = sb.journal();
+    let monitor = &j["run"][0]["output"];
+    assert_eq!(monitor["outages"][0]["ongoing"], true, "{monitor}");
+    assert_eq!(j["run"][1]["output"]["mode"], "filter");
+    assert_eq!(j["rollbacks"][0]["output"]["restored"], true);
+    let snapshot = j["run"][1]["output"]["snapshot"].as_str().unwrap();
+    sb.run(&[
+        "agent",
+        "dataplane",
+        "--netns",
+        &lab.node,
+        "diff",
+        "--from",
+        snapshot,
+    ])
+    .code(0);
+    assert_eq!(lab.policy("filter", "FORWARD"), "DROP");
+    assert_eq!(
+        lab.probe_node_port(4).1,
+        0,
+        "the NodePort is forwarded again"
+    );
 }
 
 #[test]
@@ -158,7 +218,7 @@ fn without_resync_the_rollback_restores_and_the_diff_is_clean() {
         Err(skip) => return lab::report_skip("rollback restores", &skip.0),
     };
     let sb = Sandbox::new();
-    let exp = experiment(&sb, &lab, 0.5);
+    let exp = experiment(&sb, &lab, "nat", 0.5);
     let run = run_in_client(&sb, &lab, &exp);
     run.code(0).has("Rollback: restore-rules");
     let j = sb.journal();

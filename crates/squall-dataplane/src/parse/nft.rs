@@ -23,8 +23,27 @@ struct Block {
     body: String,
 }
 
-/// Parse `nft list ruleset` / `nft list table ip kube-proxy` text.
+/// Parse `nft list ruleset` / `nft list table ip kube-proxy` text. A
+/// dual-stack ruleset has an `ip` and an `ip6 kube-proxy` table with the
+/// same chain and map names, so each table is parsed on its own and the
+/// Service ports of both are listed (one entry per family).
 pub fn parse_nft(text: &str) -> ServiceMap {
+    let tables = crate::nftables::kube_proxy_tables(text);
+    if tables.len() < 2 {
+        return parse_table(text);
+    }
+    let mut map = ServiceMap {
+        source: RuleSource::Nftables,
+        services: tables
+            .iter()
+            .flat_map(|(_, table)| parse_table(table).services)
+            .collect(),
+    };
+    map.sort();
+    map
+}
+
+fn parse_table(text: &str) -> ServiceMap {
     let blocks = kube_proxy_blocks(text);
     // Chains and maps live in separate namespaces in nftables.
     let of_kind = |kind: &str| -> BTreeMap<&str, &Block> {

@@ -11,6 +11,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the lab
 
+pub mod ipv6;
+
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -29,6 +31,10 @@ pub const NODE_IP: &str = "10.240.0.1";
 pub const NODE_PORT: u16 = 30080;
 /// Port the pods listen on.
 pub const POD_PORT: u16 = 8080;
+/// ClusterIP of a Service without endpoints (Docker-style node only).
+pub const EMPTY_CLUSTER_IP: &str = "10.240.100.11";
+/// NodePort of that Service.
+pub const EMPTY_NODE_PORT: u16 = 30081;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -316,6 +322,82 @@ impl Lab {
         r
     }
 
+    /// A Docker-era node, as in seed 000: FORWARD policy DROP and the
+    /// filter chains kube-proxy (current iptables mode, see
+    /// ../shared/reference/dataplane.md §1.1/§1.4) and the kubelet write, so
+    /// the node forwards client→pod traffic only while `KUBE-FORWARD`
+    /// accepts it (the NodePort path is marked 0x4000 by `KUBE-EXT`; the
+    /// replies are ESTABLISHED). A Service without endpoints is rejected by
+    /// `KUBE-SERVICES` / `KUBE-EXTERNAL-SERVICES`.
+    pub fn docker_filter_rules() -> String {
+        let no_ep = "\"lab/empty:http has no endpoints\"";
+        format!(
+            "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n\
+:KUBE-EXTERNAL-SERVICES - [0:0]\n:KUBE-FIREWALL - [0:0]\n:KUBE-FORWARD - [0:0]\n:KUBE-NODEPORTS - [0:0]\n\
+:KUBE-PROXY-CANARY - [0:0]\n:KUBE-PROXY-FIREWALL - [0:0]\n:KUBE-SERVICES - [0:0]\n\
+-A INPUT -m conntrack --ctstate NEW -m comment --comment \"kubernetes load balancer firewall\" -j KUBE-PROXY-FIREWALL\n\
+-A INPUT -m comment --comment \"kubernetes health check service ports\" -j KUBE-NODEPORTS\n\
+-A INPUT -m conntrack --ctstate NEW -m comment --comment \"kubernetes externally-visible service portals\" -j KUBE-EXTERNAL-SERVICES\n\
+-A INPUT -j KUBE-FIREWALL\n\
+-A FORWARD -m conntrack --ctstate NEW -m comment --comment \"kubernetes load balancer firewall\" -j KUBE-PROXY-FIREWALL\n\
+-A FORWARD -m comment --comment \"kubernetes forwarding rules\" -j KUBE-FORWARD\n\
+-A FORWARD -m conntrack --ctstate NEW -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n\
+-A FORWARD -m conntrack --ctstate NEW -m comment --comment \"kubernetes externally-visible service portals\" -j KUBE-EXTERNAL-SERVICES\n\
+-A OUTPUT -m conntrack --ctstate NEW -m comment --comment \"kubernetes load balancer firewall\" -j KUBE-PROXY-FIREWALL\n\
+-A OUTPUT -m conntrack --ctstate NEW -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES\n\
+-A OUTPUT -j KUBE-FIREWALL\n\
+-A KUBE-NODEPORTS -p tcp -m comment --comment \"lab/local:http health check node port\" -m tcp --dport 32000 -j ACCEPT\n\
+-A KUBE-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment \"block incoming localnet connections\" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP\n\
+-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP\n\
+-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding rules\" -m mark --mark 0x4000/0x4000 -j ACCEPT\n\
+-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding conntrack rule\" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n\
+-A KUBE-SERVICES -d {EMPTY_CLUSTER_IP}/32 -p tcp -m comment --comment {no_ep} -m tcp --dport 80 -j REJECT --reject-with icmp-port-unreachable\n\
+-A KUBE-EXTERNAL-SERVICES -p tcp -m comment --comment {no_ep} -m addrtype --dst-type LOCAL -m tcp --dport {EMPTY_NODE_PORT} -j REJECT --reject-with icmp-port-unreachable\n\
+COMMIT\n"
+        )
+    }
+
+    /// Everything a Docker-style node's kube-proxy (and kubelet) wrote:
+    /// [`Lab::kube_proxy_rules`]' nat and mangle tables with
+    /// [`Lab::docker_filter_rules`] as the filter table. A whole-table
+    /// restore of it is what the resync loops in the tests apply.
+    pub fn docker_node_rules() -> String {
+        let all = Self::kube_proxy_rules();
+        let cut = all.find("*filter").expect("filter block");
+        format!("{}{}", &all[..cut], Self::docker_filter_rules())
+    }
+
+    /// [`Lab::start`], then make the node Docker-style (see
+    /// [`Lab::docker_filter_rules`]).
+    pub fn start_docker_style() -> Result<Self, Skip> {
+        let lab = Self::start()?;
+        lab.restore_tables(&Self::docker_node_rules());
+        Ok(lab)
+    }
+
+    /// Replace the tables in `payload` whole (`iptables-restore` without
+    /// `--noflush`), as a kube-proxy full sync does.
+    pub fn restore_tables(&self, payload: &str) {
+        pipe_to(&self.node, &["iptables-restore", "-w", "5"], payload);
+    }
+
+    /// The node's filter table as `iptables-save` prints it.
+    pub fn filter_dump(&self) -> String {
+        self.exec(&self.node, &["iptables-save", "-t", "filter"])
+            .expect("iptables-save")
+    }
+
+    /// A built-in chain's policy in the node's `table`.
+    pub fn policy(&self, table: &str, chain: &str) -> String {
+        let dump = self
+            .exec(&self.node, &["iptables-save", "-t", table])
+            .expect("iptables-save");
+        squall_dataplane::ruleset::parse_save(&dump)
+            .get(table)
+            .and_then(|t| t.chains.get(chain).cloned())
+            .unwrap_or_default()
+    }
+
     fn install_kube_proxy_rules(&self) {
         let mut child = Command::new("ip")
             .args([
@@ -397,6 +479,32 @@ impl Lab {
     }
 }
 
+/// Run `argv` in namespace `ns` with `input` on stdin; panic on failure.
+fn pipe_to(ns: &str, argv: &[&str], input: &str) {
+    use std::io::Write;
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(argv)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "{} failed: {}",
+        argv.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Run `ip -n NS …` with whitespace-separated words (lab names and
 /// addresses never contain spaces); a failure is a broken lab, so panic.
 fn ip(ns: &str, words: &str) {
@@ -450,7 +558,10 @@ macro_rules! netns_or_skip {
 #[macro_export]
 macro_rules! lab_or_skip {
     () => {
-        match lab::Lab::start() {
+        lab_or_skip!(lab::Lab::start())
+    };
+    ($start:expr) => {
+        match $start {
             Ok(lab) => lab,
             Err(lab::Skip(reason)) => {
                 lab::report_skip("real-kernel lab unavailable", &reason);

@@ -6,21 +6,24 @@
 //! changes anything; restores are checked with a diff, so "recovered" is
 //! only said when the live rules equal the snapshot.
 
-use std::path::Path;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
 use squall_dataplane::activity::{
     flush_undo, node_config, node_runner, restore_summary, restore_verified, target,
 };
-use squall_dataplane::flush::{FlushMode, apply_flush, prepare_flush, save_after};
+use squall_dataplane::flush::{FlushMode, PreparedFlush, apply_flush, prepare_flush, save_after};
 use squall_dataplane::inspect::{ProxyMode, inspect_node, parse_dump, stale_from_json};
+use squall_dataplane::prune::{LEDGER_SUFFIX, PrunePolicy, prune_state_dir};
 use squall_dataplane::restore::{diff_live, restore_from_file};
-use squall_dataplane::snapshot::{Snapshot, take_snapshot};
-use squall_engine::ledger::Ledger;
+use squall_dataplane::runner::CommandRunner;
+use squall_dataplane::snapshot::{IptablesConfig, Snapshot, parse_families, take_snapshot};
+use squall_engine::ledger::{Ledger, read_pending};
 use squall_engine::log::Logger;
 
-use crate::cli::{AgentCommand, DataplaneArgs, DataplaneCommand, FlushArgs};
+use crate::cli::{AgentCommand, DataplaneArgs, DataplaneCommand, FlushArgs, PruneArgs};
 use crate::exit::{FAILED, INVALID, OK};
 
 pub async fn agent(cmd: &AgentCommand, log: &Logger) -> u8 {
@@ -36,7 +39,7 @@ async fn dataplane(args: &DataplaneArgs, log: &Logger) -> u8 {
         DataplaneCommand::Flush(flush_args) => flush(netns, flush_args, log).await,
         DataplaneCommand::Restore { from } => restore(netns, from, log).await,
         DataplaneCommand::Diff { from } => diff(netns, from).await,
-        DataplaneCommand::Recover { ledger } => recover(ledger, log).await,
+        DataplaneCommand::Recover { ledger, prune } => recover(ledger, prune, log).await,
         DataplaneCommand::Inspect { dump, mode } => {
             inspect(netns, dump.as_deref(), mode.as_deref()).await
         }
@@ -79,7 +82,12 @@ async fn snapshot(netns: Option<&str>, out: &Path, log: &Logger) -> Outcome {
 }
 
 fn mode_of(args: &FlushArgs) -> FlushMode {
-    if args.kube_chains {
+    // clap allows exactly one of these and only the table names it parses.
+    if let Some(mode) = args.table.as_deref().and_then(|t| t.parse().ok()) {
+        mode
+    } else if args.all_tables {
+        FlushMode::AllTables
+    } else if args.kube_chains {
         FlushMode::KubeChains
     } else if args.canary {
         FlushMode::Canary
@@ -99,7 +107,10 @@ async fn flush(netns: Option<&str>, args: &FlushArgs, log: &Logger) -> Outcome {
         None => None,
     };
     let runner = node_runner(netns);
-    let cfg = node_config(runner.as_ref()).await;
+    let cfg = IptablesConfig {
+        families: parse_families(Some(&args.family)).map_err(|e| (INVALID, e))?,
+        ..node_config(runner.as_ref()).await
+    };
     let path = snapshot_path(args);
     let prepared = prepare_flush(runner.as_ref(), &cfg, mode_of(args), &path)
         .await
@@ -111,6 +122,34 @@ async fn flush(netns: Option<&str>, args: &FlushArgs, log: &Logger) -> Outcome {
         }
         return Ok(OK);
     }
+    let (ledger, id) = record_and_apply(runner.as_ref(), &cfg, &prepared, args, netns, log).await?;
+    // After the flush, so pruning never delays the fault; this run's own
+    // snapshot is protected by its pending undo.
+    prune_state(&path, &args.ledger, &args.prune, log);
+    match (args.ttl, signals) {
+        (Some(ttl), Some(signals)) => {
+            let at = Deadline { ttl, signals };
+            restore_at_deadline(netns, &prepared.undo, at, &ledger, &id, log).await?;
+            prune_state(&path, &args.ledger, &args.prune, log);
+            Ok(OK)
+        }
+        _ => {
+            log.info(&how_to_undo(args, &path));
+            Ok(OK)
+        }
+    }
+}
+
+/// Records the undo in the ledger, then flushes, saves the rules as
+/// flushed and prints the report; returns the ledger and the undo's id.
+async fn record_and_apply(
+    runner: &dyn CommandRunner,
+    cfg: &IptablesConfig,
+    prepared: &PreparedFlush,
+    args: &FlushArgs,
+    netns: Option<&str>,
+    log: &Logger,
+) -> Result<(Ledger, String), (u8, String)> {
     let ledger = Ledger::open(&args.ledger).map_err(|e| {
         failed(format!(
             "cannot open the ledger {}: {e}",
@@ -121,33 +160,104 @@ async fn flush(netns: Option<&str>, args: &FlushArgs, log: &Logger) -> Outcome {
     let id = ledger
         .record(&run_id, &target(netns), flush_undo(netns, &prepared.undo))
         .map_err(|e| failed(format!("cannot record the undo, nothing was changed: {e}")))?;
-    let report = apply_flush(runner.as_ref(), &prepared).await.map_err(|e| {
+    let report = apply_flush(runner, prepared).await.map_err(|e| {
         failed(format!(
             "flush failed part-way: {e}; run `squall recover --ledger {}`",
             args.ledger.display()
         ))
     })?;
-    if let Err(e) = save_after(runner.as_ref(), &cfg, &prepared).await {
+    // When the rules went, for outage measurements through a helper pod.
+    let flushed_at = squall_core::journal::timestamp(unix_micros_now());
+    if let Err(e) = save_after(runner, cfg, prepared).await {
         log.warning(&format!(
             "cannot save the rules as flushed ({e}); a restore puts every table back"
         ));
     }
+    // The report first: a helper pod's watcher reads `flushed_at` from the
+    // log as soon as it sees the "Flushed (" line.
+    print_json(&serde_json::json!({
+        "mode": report.mode,
+        "commands": report.commands,
+        "flushed_at": flushed_at,
+    }));
     log.info(&format!(
-        "Flushed ({:?}): {}",
+        "Flushed ({}): {}",
         prepared.undo.mode,
         report.commands.join("; ")
     ));
-    print_json(&report);
-    match (args.ttl, signals) {
-        (Some(ttl), Some(signals)) => {
-            let at = Deadline { ttl, signals };
-            restore_at_deadline(netns, &prepared.undo, at, &ledger, &id, log).await
+    Ok((ledger, id))
+}
+
+/// `--keep-snapshots` / `--max-snapshot-age` as a policy; `None` (no
+/// pruning) when neither is given.
+fn prune_policy(args: &PruneArgs) -> Option<PrunePolicy> {
+    if args.keep_snapshots.is_none() && args.max_snapshot_age.is_none() {
+        return None;
+    }
+    Some(PrunePolicy {
+        keep: args.keep_snapshots.unwrap_or(usize::MAX),
+        max_age: args.max_snapshot_age.map(Duration::from_secs),
+    })
+}
+
+/// Prunes the directory of `beside` (a snapshot or ledger path) by the
+/// policy in `args`, never removing a snapshot or ledger whose undo is
+/// still pending in any ledger there (nor `ledger`, in use). Pruning is
+/// housekeeping: a failure is a warning, never a failed flush or restore.
+fn prune_state(beside: &Path, ledger: &Path, args: &PruneArgs, log: &Logger) {
+    let Some(policy) = prune_policy(args) else {
+        return;
+    };
+    let dir = beside
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let result = pending_state(dir, ledger).and_then(|protected| {
+        prune_state_dir(dir, &policy, &protected, std::time::SystemTime::now())
+            .map_err(|e| e.to_string())
+    });
+    match result {
+        Ok(report) if !report.removed.is_empty() => log.info(&format!(
+            "Pruned {} old data-plane file(s) from {}",
+            report.removed.len(),
+            dir.display()
+        )),
+        Ok(_) => {}
+        Err(e) => log.warning(&format!("cannot prune {}: {e}", dir.display())),
+    }
+}
+
+/// The files pruning must keep: every ledger in `dir` with a pending undo,
+/// the snapshots those undos restore from, and `ledger`.
+fn pending_state(dir: &Path, ledger: &Path) -> Result<BTreeSet<PathBuf>, String> {
+    let mut keep: BTreeSet<PathBuf> = [ledger.to_path_buf()].into();
+    let listing = std::fs::read_dir(dir).map_err(|e| e.to_string())?;
+    let ledgers = listing
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(LEDGER_SUFFIX))
+        .chain([ledger.to_path_buf()]);
+    for path in ledgers {
+        // An unreadable ledger protects the whole directory: better a full
+        // disk than a lost undo.
+        let pending = read_pending(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if pending.is_empty() {
+            continue;
         }
-        _ => {
-            log.info(&how_to_undo(args, &path));
-            Ok(OK)
+        keep.insert(path);
+        for p in pending {
+            if let Some(snap) = p.undo.data["record"]["snapshot_path"].as_str() {
+                keep.insert(PathBuf::from(snap));
+            }
         }
     }
+    Ok(keep)
+}
+
+fn unix_micros_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
 fn how_to_undo(args: &FlushArgs, snapshot: &Path) -> String {
@@ -242,13 +352,14 @@ async fn restore(netns: Option<&str>, from: &Path, log: &Logger) -> Outcome {
 
 /// Applies a node ledger's pending undos; a missing ledger means the flush
 /// never began. The undos carry their own namespace, so `--netns` is moot.
-async fn recover(ledger: &Path, log: &Logger) -> Outcome {
+async fn recover(ledger: &Path, prune: &PruneArgs, log: &Logger) -> Outcome {
     match squall_engine::recover::recover(ledger, crate::providers::registry(), log).await {
         Ok(report) if report.failed.is_empty() => {
             log.info(&format!(
                 "Recovered: {} undo(s) applied and verified by a diff",
                 report.applied.len()
             ));
+            prune_state(ledger, ledger, prune, log);
             Ok(OK)
         }
         Ok(report) => Err(failed(format!(

@@ -36,7 +36,12 @@ pub async fn run(args: &RunArgs, settings_path: Option<&std::path::Path>, log: A
         log.clone(),
         opts.ledger_path.display().to_string(),
     );
-    match runner::run(validated, opts, log.clone(), interrupts).await {
+    let result = runner::run(validated, opts, log.clone(), interrupts).await;
+    // Helper pods of activities a Ctrl-C cancelled are being deleted.
+    for line in squall_kube::cleanup::finish(std::time::Duration::from_secs(10)).await {
+        log.warning(&format!("Cancelled activity: {line}"));
+    }
+    match result {
         Ok(outcome) => exit::of_status(outcome.verdict.status),
         Err(e) => {
             log.critical(&e.to_string());

@@ -106,7 +106,9 @@ fn process_runtime(args: &ServeArgs, log: &Logger) -> Result<Option<ProcessRunti
         if !args.node_netns.is_empty() {
             return Err((INVALID, "--node-netns needs --run-image".into()));
         }
-        return Ok(None);
+        if args.fail_pull.is_empty() {
+            return Ok(None);
+        }
     }
     let mut images = BTreeMap::new();
     for pair in &args.run_image {
@@ -137,11 +139,15 @@ fn process_runtime(args: &ServeArgs, log: &Logger) -> Result<Option<ProcessRunti
             host_root.display()
         ));
     }
+    for image in &args.fail_pull {
+        log.info(&format!("Pulling image {image} fails (ErrImagePull)"));
+    }
     Ok(Some(ProcessRuntime {
         images,
         netns,
         host_root,
         host_nodes: false,
+        fail_pull: args.fail_pull.iter().cloned().collect(),
     }))
 }
 

@@ -18,6 +18,7 @@ pub const fn arg(
         ty,
         default,
         doc,
+        range: None,
     }
 }
 

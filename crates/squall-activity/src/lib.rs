@@ -51,8 +51,33 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 pub type ActivityResult = Result<Value, ActivityError>;
 /// A native activity: its context and (substituted, defaulted) arguments.
 pub type RunFn = fn(Arc<ActivityCtx>, Map<String, Value>) -> BoxFuture<ActivityResult>;
-/// An undo function: the data recorded in the ledger.
-pub type UndoFn = fn(Value) -> BoxFuture<Result<(), String>>;
+/// An undo function: the data recorded in the ledger. `Err` means nothing
+/// is known to be undone (refused or failed): the record stays pending.
+pub type UndoFn = fn(Value) -> BoxFuture<Result<Applied, String>>;
+
+/// What applying an undo found and did, so `squall recover` can say it per
+/// record instead of one success line for all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// The recorded state was put back.
+    Restored,
+    /// The target already was as recorded; nothing was changed.
+    AlreadyAsItWas,
+    /// Someone changed the target since (named here); it was left alone so
+    /// a newer state is not rolled back.
+    Superseded(String),
+}
+
+impl Applied {
+    /// How `squall recover` reports it.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Restored => "restored".into(),
+            Self::AlreadyAsItWas => "already as it was, nothing changed".into(),
+            Self::Superseded(by) => format!("superseded, left alone: {by}"),
+        }
+    }
+}
 
 /// A native activity with its implementation.
 pub struct Registered {

@@ -73,9 +73,44 @@ pub struct ArgSpec {
     /// The default as JSON text; `None` means the argument is required.
     pub default: Option<&'static str>,
     pub doc: &'static str,
+    /// Inclusive bounds of a numeric argument.
+    pub range: Option<(f64, f64)>,
 }
 
 impl ArgSpec {
+    /// The same argument, accepting only numbers from `lo` to `hi`.
+    pub const fn within(self, lo: f64, hi: f64) -> Self {
+        Self {
+            range: Some((lo, hi)),
+            ..self
+        }
+    }
+
+    /// The one rule for a value of this argument, whether written in the
+    /// file or arriving through `${...}`: its type (`null` where the default
+    /// is `null`) and its range. Validation and the runner both use it.
+    pub fn check(&self, value: &Value) -> Result<(), String> {
+        let name = self.name;
+        if value.is_null() && self.default == Some("null") {
+            return Ok(());
+        }
+        if !self.ty.accepts(value) {
+            let label = match self.ty {
+                ArgType::Any => "any",
+                other => other.as_str(),
+            };
+            return Err(format!(
+                "argument '{name}' must be of type {label}, got {value}"
+            ));
+        }
+        match (self.range, value.as_f64()) {
+            (Some((lo, hi)), Some(v)) if !(lo..=hi).contains(&v) => Err(format!(
+                "argument '{name}' must be from {lo} to {hi}, got {value}"
+            )),
+            _ => Ok(()),
+        }
+    }
+
     pub fn default_value(&self) -> Option<Value> {
         self.default
             .map(|d| serde_json::from_str(d).unwrap_or(Value::Null))

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 use squall_activity::describe::{core, group, optional};
 use squall_activity::{
-    ActivityCtx, ActivityError, ActivityResult, BoxFuture, Permission, Registered, RunFn, Undo,
-    UndoSpec,
+    ActivityCtx, ActivityError, ActivityResult, Applied, BoxFuture, Permission, Registered, RunFn,
+    Undo, UndoSpec,
 };
 use squall_core::catalog::{ActivitySpec, ArgSpec, ArgType, Kind};
 
@@ -296,6 +296,16 @@ pub async fn restore_verified(netns: Option<&str>, record: &UndoRecord) -> Resul
     }))
 }
 
+/// What a verified restore did, for `squall recover`'s per-record report.
+fn applied_of(out: &Value) -> Applied {
+    let list = |k: &str| out[k].as_array().map_or(0, Vec::len);
+    match (list("tables"), list("superseded")) {
+        (0, 0) => Applied::AlreadyAsItWas,
+        (0, _) => Applied::Superseded(restore_summary(out)),
+        _ => Applied::Restored,
+    }
+}
+
 /// A line for the log about what a verified restore did.
 pub fn restore_summary(out: &Value) -> String {
     let list = |k: &str| -> Vec<String> {
@@ -498,14 +508,16 @@ fn restore_rules(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<A
     })
 }
 
-fn apply_restore(data: Value) -> BoxFuture<Result<(), String>> {
+fn apply_restore(data: Value) -> BoxFuture<Result<Applied, String>> {
     Box::pin(async move {
         let record: UndoRecord =
             serde_json::from_value(data.get("record").cloned().unwrap_or(Value::Null))
                 .map_err(|e| format!("undo data is not a data-plane undo record: {e}"))?;
         let netns = data.get("netns").and_then(Value::as_str);
         same_netns(&data, netns)?;
-        restore_verified(netns, &record).await.map(|_| ())
+        restore_verified(netns, &record)
+            .await
+            .map(|out| applied_of(&out))
     })
 }
 

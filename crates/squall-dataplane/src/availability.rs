@@ -62,20 +62,23 @@ pub const AVAILABILITY: Registered = Registered {
                 ArgType::Integer,
                 "100",
                 "Milliseconds between the due times of two requests (10 to 3600000).",
-            ),
+            )
+            .within(MIN_INTERVAL_MS as f64, MAX_INTERVAL_MS as f64),
             optional(
                 "timeout_ms",
                 ArgType::Integer,
                 "1000",
                 "A request with no acceptable answer this many milliseconds after its due \
                       time is a failure. timeout_ms / interval_ms may be at most 99.",
-            ),
+            )
+            .within(1.0, MAX_TIMEOUT_MS as f64),
             optional(
                 "duration_secs",
                 ArgType::Number,
                 "null",
                 "How long to monitor; null: until the method ends (at least one request).",
-            ),
+            )
+            .within(0.001, MAX_DURATION_SECS),
             optional(
                 "expect_status",
                 ArgType::List,

@@ -7,14 +7,39 @@ use std::path::Path;
 
 use crate::ledger::Ledger;
 use crate::log::Logger;
-use crate::registry::Registry;
+use crate::registry::{Applied, Registry};
 
 /// What a recovery did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Report {
-    pub applied: Vec<String>,
+    /// Undos now done, each with what applying it found.
+    pub applied: Vec<(String, Applied)>,
     /// Undos that failed, with why; they stay pending.
     pub failed: Vec<(String, String)>,
+}
+
+impl Report {
+    /// `2 restored, 1 already as it was, 1 superseded` (the kinds present).
+    pub fn breakdown(&self) -> String {
+        let count = |f: fn(&Applied) -> bool| self.applied.iter().filter(|(_, a)| f(a)).count();
+        let parts = [
+            (count(|a| *a == Applied::Restored), "restored"),
+            (
+                count(|a| *a == Applied::AlreadyAsItWas),
+                "already as it was",
+            ),
+            (
+                count(|a| matches!(a, Applied::Superseded(_))),
+                "superseded (left alone)",
+            ),
+        ];
+        let shown: Vec<String> = parts
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, what)| format!("{n} {what}"))
+            .collect();
+        shown.join(", ")
+    }
 }
 
 /// Applies the pending undos of the ledger at `path`.
@@ -47,12 +72,13 @@ pub async fn recover(path: &Path, registry: &Registry, log: &Logger) -> std::io:
         };
         log.info(&format!("Undo: {what} (from run {})", entry.run_id));
         match (spec.apply)(entry.undo.data.clone()).await {
-            Ok(()) => {
+            Ok(applied) => {
                 ledger.mark_done(&entry.id)?;
-                report.applied.push(what);
+                log.info(&format!("  => {}", applied.describe()));
+                report.applied.push((what, applied));
             }
             Err(why) => {
-                log.error(&format!("  => failed: {why}"));
+                log.error(&format!("  => not undone, still pending: {why}"));
                 report.failed.push((what, why));
             }
         }
@@ -96,7 +122,9 @@ mod tests {
         drop(ledger);
         let log = Logger::capture();
         let report = recover(&ledger_path, for_tests(), &log).await.unwrap();
-        assert_eq!(report.applied, ["restore to v1", "restore to v0"]);
+        let names: Vec<&str> = report.applied.iter().map(|(w, _)| w.as_str()).collect();
+        assert_eq!(names, ["restore to v1", "restore to v0"]);
+        assert_eq!(report.breakdown(), "2 restored");
         assert_eq!(report.failed.len(), 1);
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "v0");
         let again = recover(&ledger_path, for_tests(), &log).await.unwrap();

@@ -12,7 +12,8 @@ use serde_json::{Map, Value};
 use squall_core::catalog::{ActivitySpec, Catalog};
 
 pub use squall_activity::{
-    ActivityError, ActivityResult, BoxFuture, Provider, Registered, RunFn, UndoFn, UndoSpec,
+    ActivityError, ActivityResult, Applied, BoxFuture, Provider, Registered, RunFn, UndoFn,
+    UndoSpec,
 };
 
 /// Every native activity and undo function of the providers it was built

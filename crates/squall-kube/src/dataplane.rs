@@ -22,7 +22,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ListParams};
 use serde_json::{Map, Value, json};
 use squall_activity::{
-    ActivityCtx, ActivityError, ActivityResult, BoxFuture, RunLog, Undo, UndoSpec,
+    ActivityCtx, ActivityError, ActivityResult, Applied, BoxFuture, RunLog, Undo, UndoSpec,
 };
 use squall_dataplane::activity::ClusterNodes;
 use squall_dataplane::flush::FlushMode;
@@ -416,13 +416,15 @@ pub async fn restore_on_nodes(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -
     Ok(json!({"restored": restored, "clean": true}))
 }
 
-fn apply_restore(data: Value) -> BoxFuture<Result<(), String>> {
+fn apply_restore(data: Value) -> BoxFuture<Result<Applied, String>> {
     Box::pin(async move {
         let origin: Origin =
             serde_json::from_value(data.get("connection").cloned().unwrap_or_default())
                 .map_err(|e| format!("undo data has no usable connection: {e}"))?;
         let kube = Kube::reconnect(&origin).await.map_err(|e| e.to_string())?;
-        restore_node(&kube, &data, &Console, None).await
+        restore_node(&kube, &data, &Console, None)
+            .await
+            .map(|()| Applied::Restored)
     })
 }
 

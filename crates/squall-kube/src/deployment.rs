@@ -20,7 +20,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::{Map, Value, json};
 use squall_activity::{
-    ActivityCtx, ActivityError, ActivityResult, BoxFuture, Registered, UndoSpec,
+    ActivityCtx, ActivityError, ActivityResult, Applied, BoxFuture, Registered, UndoSpec,
 };
 use squall_core::catalog::{ArgSpec, ArgType, Kind};
 
@@ -366,8 +366,12 @@ fn deployment_partially_available(
     })
 }
 
-fn apply_undo_scale(data: Value) -> BoxFuture<Result<(), String>> {
-    Box::pin(workload::undo_scale::<Deployment>(data))
+fn apply_undo_scale(data: Value) -> BoxFuture<Result<Applied, String>> {
+    Box::pin(async move {
+        workload::undo_scale::<Deployment>(data)
+            .await
+            .map(|()| Applied::Restored)
+    })
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::{Map, Value, json};
 use squall_activity::describe::optional;
 use squall_activity::{
-    ActivityCtx, ActivityError, ActivityResult, BoxFuture, Registered, Undo, UndoSpec,
+    ActivityCtx, ActivityError, ActivityResult, Applied, BoxFuture, Registered, Undo, UndoSpec,
 };
 use squall_core::catalog::{ActivitySpec, ArgSpec, ArgType, Kind};
 
@@ -259,7 +259,7 @@ fn uncordon_node(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<A
 
 /// The undo: reconnect to the recorded cluster and uncordon the node if it
 /// is still cordoned. A node that no longer exists needs nothing.
-fn apply_uncordon(data: Value) -> BoxFuture<Result<(), String>> {
+fn apply_uncordon(data: Value) -> BoxFuture<Result<Applied, String>> {
     Box::pin(async move {
         let name = data
             .get("node")
@@ -277,18 +277,19 @@ fn apply_uncordon(data: Value) -> BoxFuture<Result<(), String>> {
 }
 
 /// Uncordons `name` if it exists and is cordoned (idempotent).
-pub async fn uncordon_if_cordoned(kube: &Kube, name: &str) -> Result<(), String> {
+pub async fn uncordon_if_cordoned(kube: &Kube, name: &str) -> Result<Applied, String> {
     let api: Api<Node> = Api::all(kube.client());
     let node = match api.get_opt(name).await {
         Ok(Some(node)) => node,
-        Ok(None) => return Ok(()),
+        Ok(None) => return Ok(Applied::Superseded(format!("node {name} no longer exists"))),
         Err(e) => return Err(format!("cannot read node {name}: {e}")),
     };
     if !is_cordoned(&node) {
-        return Ok(());
+        return Ok(Applied::AlreadyAsItWas);
     }
     set_unschedulable(&api, name, false)
         .await
+        .map(|()| Applied::Restored)
         .map_err(|e| format!("Failed to schedule node '{name}': {e}"))
 }
 

@@ -54,6 +54,7 @@ const fn phase(default: Option<&'static str>, doc: &'static str) -> ArgSpec {
         ty: ArgType::String,
         default,
         doc,
+        range: None,
     }
 }
 const fn raise_flag(name: &'static str, doc: &'static str) -> ArgSpec {
@@ -62,6 +63,7 @@ const fn raise_flag(name: &'static str, doc: &'static str) -> ArgSpec {
         ty: ArgType::Boolean,
         default: Some("true"),
         doc,
+        range: None,
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use serde_json::{Map, Value};
-use squall_activity::{ActivityCtx, ActivityResult, BoxFuture, Registered, UndoSpec};
+use squall_activity::{ActivityCtx, ActivityResult, Applied, BoxFuture, Registered, UndoSpec};
 use squall_core::catalog::{ArgSpec, ArgType, Kind};
 
 use crate::args::{opt_str, str_or};
@@ -169,8 +169,12 @@ fn remove_statefulset(
     })
 }
 
-fn apply_undo_scale(data: Value) -> BoxFuture<Result<(), String>> {
-    Box::pin(workload::undo_scale::<StatefulSet>(data))
+fn apply_undo_scale(data: Value) -> BoxFuture<Result<Applied, String>> {
+    Box::pin(async move {
+        workload::undo_scale::<StatefulSet>(data)
+            .await
+            .map(|()| Applied::Restored)
+    })
 }
 
 #[cfg(test)]

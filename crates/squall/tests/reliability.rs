@@ -349,3 +349,35 @@ fn a_process_path_from_a_variable_is_accepted_when_the_variable_is_given() {
     .code(2)
     .has("path 'no-such-program-squall' cannot be found");
 }
+
+#[test]
+fn native_argument_ranges_are_checked_by_validate_for_literals_and_variables() {
+    let sb = Sandbox::new();
+    let exp = sb.write(
+        "exp.yaml",
+        r#"title: Ranges
+description: The availability monitor with a zero interval.
+configuration: {every: 50}
+method:
+  - type: probe
+    name: watch
+    provider:
+      type: python
+      module: squall.http.probes
+      func: availability
+      arguments: {url: "http://127.0.0.1:9/", interval_ms: "${every}", duration_secs: 0.1}
+"#,
+    );
+    let exp = exp.to_str().unwrap();
+    sb.run(&["validate", exp]).code(0);
+    sb.run(&["validate", exp, "--var", "every:int=0"])
+        .code(2)
+        .has("argument 'interval_ms' must be from 10 to 3600000, got 0 (from \"${every}\")");
+    let literal = sb.write(
+        "lit.yaml",
+        "title: t\ndescription: d\nmethod:\n  - {type: probe, name: w, provider: {type: python, module: squall.http.probes, func: availability, arguments: {url: \"http://127.0.0.1:9/\", interval_ms: 0}}}\n",
+    );
+    sb.run(&["validate", literal.to_str().unwrap()])
+        .code(2)
+        .has("argument 'interval_ms' must be from 10 to 3600000, got 0");
+}

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::Ctx;
-use crate::catalog::{ActivitySpec, ArgType, Kind, edit_distance};
+use crate::catalog::{ActivitySpec, Kind, edit_distance};
 use crate::doc::Path;
 use crate::model::{Activity, MAX_SECONDS, Pauses, Provider, pause_seconds};
 use crate::tolerance::Tolerance;
@@ -482,15 +482,15 @@ fn check_arguments(
             continue;
         };
         let placeholder = value.as_str().is_some_and(|s| s.contains("${"));
-        let null_ok = value.is_null() && arg.default == Some("null");
-        if !placeholder && !null_ok && !arg.ty.accepts(value) {
-            ctx.push(
-                &path.key(key),
-                format!(
-                    "argument '{key}' must be of type {}, got {value}",
-                    type_label(arg.ty)
-                ),
-            );
+        // A `${...}` value known before the run is checked like a literal.
+        let checked = if placeholder {
+            ctx.resolved(value)
+                .map(|v| arg.check(&v).map_err(|e| format!("{e} (from {value})")))
+        } else {
+            Some(arg.check(value))
+        };
+        if let Some(Err(msg)) = checked {
+            ctx.push(&path.key(key), msg);
         }
     }
     for arg in spec.args {
@@ -504,13 +504,6 @@ fn check_arguments(
                 ),
             );
         }
-    }
-}
-
-fn type_label(t: ArgType) -> &'static str {
-    match t {
-        ArgType::Any => "any",
-        other => other.as_str(),
     }
 }
 

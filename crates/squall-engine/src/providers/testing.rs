@@ -12,7 +12,7 @@ use squall_activity::describe::{optional, required};
 use squall_core::catalog::{ActivitySpec, ArgType, Kind};
 
 use squall_activity::{
-    ActivityCtx, ActivityError, ActivityResult, BoxFuture, Registered, Undo, UndoSpec,
+    ActivityCtx, ActivityError, ActivityResult, Applied, BoxFuture, Registered, Undo, UndoSpec,
 };
 
 const UNDO_KIND: &str = "squall.testing.restore_file";
@@ -125,7 +125,7 @@ fn restore_file(ctx: Arc<ActivityCtx>, args: Map<String, Value>) -> BoxFuture<Ac
     })
 }
 
-fn apply_restore(data: Value) -> BoxFuture<Result<(), String>> {
+fn apply_restore(data: Value) -> BoxFuture<Result<Applied, String>> {
     Box::pin(async move {
         let path = data
             .get("path")
@@ -139,6 +139,11 @@ fn apply_restore(data: Value) -> BoxFuture<Result<(), String>> {
                 "refused: the undo names the relative path {path} (recorded by an older \
                  squall) and the run's directory is unknown; restore it by hand"
             ));
+        }
+        let now = tokio::fs::read_to_string(&path).await.ok();
+        let previous = data.get("previous").and_then(Value::as_str);
+        if now.as_deref() == previous {
+            return Ok(Applied::AlreadyAsItWas);
         }
         match data.get("previous") {
             Some(Value::String(text)) => tokio::fs::write(&path, text)
@@ -154,7 +159,7 @@ fn apply_restore(data: Value) -> BoxFuture<Result<(), String>> {
             append_line(log, &format!("restored {path}"))
                 .map_err(|e| format!("cannot append to {log}: {e}"))?;
         }
-        Ok(())
+        Ok(Applied::Restored)
     })
 }
 

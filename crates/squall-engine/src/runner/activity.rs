@@ -389,6 +389,13 @@ async fn call_native(
         Value::Object(m) => m,
         _ => Map::new(),
     };
+    // Values that arrived through `${...}` meet the rule literals met at
+    // validation.
+    for arg in reg.spec.args {
+        if let Some(v) = args.get(arg.name) {
+            arg.check(v).map_err(ActivityError::Failed)?;
+        }
+    }
     let mut args = registry::with_defaults(&reg.spec, args);
     if let Some(v) = value {
         args.insert("value".into(), v);

@@ -11,7 +11,7 @@
 
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
-use squall_activity::{ActivityCtx, ActivityError, BoxFuture, Undo, UndoSpec};
+use squall_activity::{ActivityCtx, ActivityError, Applied, BoxFuture, Undo, UndoSpec};
 use squall_core::subst::py_repr;
 
 use crate::api_error;
@@ -236,7 +236,7 @@ pub async fn restore(kube: &Kube, data: &Value) -> Result<Option<Value>, String>
 }
 
 /// The undo: reconnect to the recorded cluster and restore the spec.
-fn apply_restore(data: Value) -> BoxFuture<Result<(), String>> {
+fn apply_restore(data: Value) -> BoxFuture<Result<Applied, String>> {
     Box::pin(async move {
         let origin: Origin =
             serde_json::from_value(data.get("connection").cloned().unwrap_or_default())
@@ -244,6 +244,6 @@ fn apply_restore(data: Value) -> BoxFuture<Result<(), String>> {
         let kube = Kube::reconnect(&origin).await.map_err(|e| {
             format!("{e}; re-apply the VirtualService's original definition by hand")
         })?;
-        restore(&kube, &data).await.map(|_| ())
+        restore(&kube, &data).await.map(|_| Applied::Restored)
     })
 }

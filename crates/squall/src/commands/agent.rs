@@ -356,8 +356,9 @@ async fn recover(ledger: &Path, prune: &PruneArgs, log: &Logger) -> Outcome {
     match squall_engine::recover::recover(ledger, crate::providers::registry(), log).await {
         Ok(report) if report.failed.is_empty() => {
             log.info(&format!(
-                "Recovered: {} undo(s) applied and verified by a diff",
-                report.applied.len()
+                "Recovered: {} undo(s) applied and verified by a diff ({})",
+                report.applied.len(),
+                report.breakdown()
             ));
             prune_state(ledger, ledger, prune, log);
             Ok(OK)

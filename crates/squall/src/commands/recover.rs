@@ -11,8 +11,9 @@ pub async fn recover(args: &RecoverArgs, log: &Logger) -> u8 {
         Ok(report) if report.failed.is_empty() => {
             if !report.applied.is_empty() {
                 log.info(&format!(
-                    "Recovered: {} change(s) undone",
-                    report.applied.len()
+                    "Recovered: {} change(s) undone ({})",
+                    report.applied.len(),
+                    report.breakdown()
                 ));
             }
             OK

@@ -138,6 +138,11 @@ fn started(r: &Run) -> String {
         .map_or_else(|| r.start_text.clone(), |s| s.display())
 }
 
+fn ended(r: &Run) -> String {
+    let text = r.end_text.clone().unwrap_or_default();
+    crate::time::parse_time(&text).map_or(text, crate::time::Instant::display)
+}
+
 fn section(out: &mut String, run: &Run, i: usize, several: bool) {
     let _ = write!(
         out,
@@ -187,7 +192,7 @@ fn summary(out: &mut String, run: &Run) {
         ("Outcome", run.outcome.word().to_owned()),
         ("Tags", run.tags.join(", ")),
         ("Started", started(run)),
-        ("Ended", run.end_text.clone().unwrap_or_default()),
+        ("Ended", ended(run)),
         ("Duration", opt_dur(run.duration)),
         ("Executed from", run.node.clone().unwrap_or_default()),
         ("Platform", run.platform.clone().unwrap_or_default()),
@@ -324,7 +329,7 @@ fn monitors(out: &mut String, run: &Run, i: usize) {
     for (n, m) in run.monitors.iter().enumerate() {
         let _ = write!(
             out,
-            "<h3>Availability: {}</h3><figure>{}<figcaption>Requests answered and failed over the \
+            "<h3 id=\"av-{i}-{n}-h\">Availability: {}</h3><figure>{}<figcaption>Requests answered and failed over the \
 monitor's window; outages framed and labelled.</figcaption></figure><table><caption>What the \
 monitor measured</caption><tbody><tr><th scope=\"row\">Availability</th><td>{:.2}% ({} of {} \
 requests failed)</td></tr><tr><th scope=\"row\">Outages</th><td>{}</td></tr><tr><th scope=\"row\">\

@@ -127,7 +127,7 @@ pub fn groups(runs: &[Run]) -> Vec<(&str, Vec<&Run>)> {
     by.into_iter()
         .filter(|(_, g)| g.len() > 1)
         .map(|(t, mut g)| {
-            g.sort_by(|a, b| a.start.cmp(&b.start));
+            g.sort_by_key(|a| a.start);
             (t, g)
         })
         .collect()

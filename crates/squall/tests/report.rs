@@ -61,8 +61,14 @@ fn browse(path: &Path, focus: Option<&str>) -> Option<browser::PageReport> {
     let f = &page.facts;
     assert_eq!(f["h1"], 1, "{f}");
     assert!(f["svgs"].as_u64().unwrap() >= 1, "{f}");
-    assert_eq!(f["svgs"], f["svgsWithText"], "every chart has a title and desc");
-    assert_eq!(f["tables"], f["tablesWithHeaders"], "every table has headers");
+    assert_eq!(
+        f["svgs"], f["svgsWithText"],
+        "every chart has a title and desc"
+    );
+    assert_eq!(
+        f["tables"], f["tablesWithHeaders"],
+        "every table has headers"
+    );
     assert_eq!(f["scripts"], 0);
     assert_eq!(f["openDetails"], 0, "outputs are collapsed");
     assert!(
@@ -133,32 +139,50 @@ fn a_local_run_renders_in_every_format() {
     assert_eq!(run["rollbacks"][0]["result"], "succeeded");
     assert_eq!(run["score"]["value"], 64);
     assert_eq!(sb.read("report.txt"), sb.read("report.xml"));
+    check_local_junit_and_pdf(&sb, &j, title);
+    if let Some(page) = browse(&sb.path("report.html"), None) {
+        let text = page.facts["text"].as_str().unwrap();
+        assert!(text.contains("▲ deviated"), "{text}");
+        assert!(text.contains("Resilience score"));
+        save_screenshot("local.png", &page.screenshot_png);
+    }
+}
+
+/// Keeps a screenshot under target/report-screenshots (docs/reports.md
+/// shows one).
+fn save_screenshot(name: &str, png: &[u8]) {
+    let shots = root().join("target/report-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    std::fs::write(shots.join(name), png).unwrap();
+}
+
+fn check_local_junit_and_pdf(sb: &Sandbox, j: &Value, title: &str) {
     if have("xmllint") {
         report_support::validate_junit(&sb.path("report.xml"));
         assert_eq!(
             suite_counts(&sb.read("report.xml")),
-            vec![expected_counts(&j)]
+            vec![expected_counts(j)]
         );
-        assert_eq!(expected_counts(&j), (4, 1, 0, 0));
+        assert_eq!(expected_counts(j), (4, 1, 0, 0));
     } else {
         missing("xmllint");
     }
     if have("pdftotext") {
         let (info, text) = pdf(&sb.path("report.pdf"));
-        assert!(info.contains(&format!("Title:           {title}")), "{info}");
-        for needle in ["DEVIATED", "corrupt-the-config", "restore-the-config", "Resilience score: 64/100"] {
+        assert!(
+            info.contains(&format!("Title:           {title}")),
+            "{info}"
+        );
+        for needle in [
+            "DEVIATED",
+            "corrupt-the-config",
+            "restore-the-config",
+            "Resilience score: 64/100",
+        ] {
             assert!(text.contains(needle), "{needle} in {text}");
         }
     } else {
         missing("pdftotext");
-    }
-    if let Some(page) = browse(&sb.path("report.html"), None) {
-        let text = page.facts["text"].as_str().unwrap();
-        assert!(text.contains("▲ deviated"), "{text}");
-        assert!(text.contains("Resilience score"));
-        let shots = root().join("target/report-screenshots");
-        std::fs::create_dir_all(&shots).unwrap();
-        std::fs::write(shots.join("local.png"), &page.screenshot_png).unwrap();
     }
 }
 
@@ -169,7 +193,14 @@ fn title_flag_and_var_files_are_read() {
     sb.write("vars.yaml", "configuration:\n  service: billing\n");
     report(
         &sb,
-        &["--var-file", "vars.yaml", "--title", "Weekly", "journal.json", "r.md"],
+        &[
+            "--var-file",
+            "vars.yaml",
+            "--title",
+            "Weekly",
+            "journal.json",
+            "r.md",
+        ],
     )
     .code(0);
     let md = sb.read("r.md");
@@ -195,12 +226,27 @@ fn bad_input_is_exit_2_and_writes_nothing() {
     sb.write("nostart.json", r#"{"experiment": {}, "run": []}"#);
     let cases: [(&[&str], &str); 7] = [
         (&["empty.json", "r.html"], "empty.json: the file is empty"),
-        (&["truncated.json", "r.html"], "truncated.json: not valid JSON at line"),
-        (&["experiment.json", "r.html"], "experiment.json: not a journal"),
+        (
+            &["truncated.json", "r.html"],
+            "truncated.json: not valid JSON at line",
+        ),
+        (
+            &["experiment.json", "r.html"],
+            "experiment.json: not a journal",
+        ),
         (&["nostart.json", "r.html"], "nostart.json: missing `start`"),
-        (&["good.json", "missing.json", "r.pdf"], "missing.json: cannot read"),
-        (&["good.json", "truncated.json", "r.xml"], "truncated.json: not valid JSON"),
-        (&["good.json", "nodir/r.html"], "the directory nodir does not exist"),
+        (
+            &["good.json", "missing.json", "r.pdf"],
+            "missing.json: cannot read",
+        ),
+        (
+            &["good.json", "truncated.json", "r.xml"],
+            "truncated.json: not valid JSON",
+        ),
+        (
+            &["good.json", "nodir/r.html"],
+            "the directory nodir does not exist",
+        ),
     ];
     for (args, message) in cases {
         report(&sb, args).code(2).has(message);
@@ -223,7 +269,13 @@ fn book_run(sb: &Sandbox, name: &str, ingress: &str, journal: &str, code: i32) -
     let out = sb
         .cmd()
         .env("INGRESS_HOST", ingress)
-        .args(["--no-log-file", "run", &example(name), "--kubeconfig", "kube.yaml"])
+        .args([
+            "--no-log-file",
+            "run",
+            &example(name),
+            "--kubeconfig",
+            "kube.yaml",
+        ])
         .args(["--journal-path", journal])
         .output()
         .unwrap();
@@ -248,14 +300,23 @@ rollbacks:
     let log = format!("{journal}.log");
     let mut child = sb
         .cmd()
-        .args(["--log-file", &log, "run", exp.to_str().unwrap(), "--kubeconfig", "kube.yaml"])
+        .args([
+            "--log-file",
+            &log,
+            "run",
+            exp.to_str().unwrap(),
+            "--kubeconfig",
+            "kube.yaml",
+        ])
         .args(["--journal-path", journal])
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    assert!(wait_until(30, || sb.read(&log).contains("Pausing after activity")));
+    assert!(wait_until(30, || sb
+        .read(&log)
+        .contains("Pausing after activity")));
     check("kill", &["-INT", &child.id().to_string()]);
     assert_eq!(child.wait().unwrap().code(), Some(1));
     journal.to_owned()
@@ -307,7 +368,13 @@ method:
     );
     let out = sb
         .cmd()
-        .args(["--no-log-file", "run", exp.to_str().unwrap(), "--kubeconfig", "kube.yaml"])
+        .args([
+            "--no-log-file",
+            "run",
+            exp.to_str().unwrap(),
+            "--kubeconfig",
+            "kube.yaml",
+        ])
         .args(["--journal-path", "outage.json"])
         .output()
         .unwrap();
@@ -355,10 +422,22 @@ fn the_book_in_the_sandbox_renders_every_outcome() {
         .collect();
     assert_eq!(
         outcomes,
-        ["completed", "deviated", "failed", "interrupted", "interrupted", "completed"]
+        [
+            "completed",
+            "deviated",
+            "failed",
+            "interrupted",
+            "interrupted",
+            "completed"
+        ]
     );
     let pending = read_json(&sb, "pending.json");
-    assert!(!pending["squall"]["pending_undo"].as_array().unwrap().is_empty());
+    assert!(
+        !pending["squall"]["pending_undo"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     let names: Vec<&str> = journals.iter().map(String::as_str).collect();
     for out in ["book.html", "book.md", "book.pdf", "book.xml", "book.json"] {
         let mut args = names.clone();
@@ -374,10 +453,20 @@ fn the_book_in_the_sandbox_renders_every_outcome() {
 fn check_book_summary(sb: &Sandbox) {
     let summary = read_json(sb, "book.json");
     let runs = summary["runs"].as_array().unwrap();
-    let words: Vec<&str> = runs.iter().map(|r| r["outcome"].as_str().unwrap()).collect();
+    let words: Vec<&str> = runs
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
     assert_eq!(
         words,
-        ["completed", "deviated", "failed", "interrupted", "interrupted", "completed"]
+        [
+            "completed",
+            "deviated",
+            "failed",
+            "interrupted",
+            "interrupted",
+            "completed"
+        ]
     );
     // Interrupted during the pause: the rollback ran, the probe after the
     // pause was never reached.
@@ -389,8 +478,14 @@ fn check_book_summary(sb: &Sandbox) {
     assert!(recover.starts_with("squall recover --ledger "), "{recover}");
     let monitor = &runs[5]["monitors"][0];
     assert!(monitor["outages"].as_u64().unwrap() >= 1, "{monitor}");
-    assert!(monitor["longest_outage_ms"].as_u64().unwrap() > 0, "{monitor}");
-    assert!(monitor["availability"].as_f64().unwrap() < 100.0, "{monitor}");
+    assert!(
+        monitor["longest_outage_ms"].as_u64().unwrap() > 0,
+        "{monitor}"
+    );
+    assert!(
+        monitor["availability"].as_f64().unwrap() < 100.0,
+        "{monitor}"
+    );
     let md = sb.read("book.md");
     assert!(md.contains("## Runs compared"));
     assert!(md.contains("### Trend: What happens if we terminate an instance of the application?"));
@@ -410,7 +505,10 @@ fn check_book_junit(sb: &Sandbox, journals: &[&str]) {
     assert_eq!(suite_counts(&sb.read("book.xml")), expected);
     // The failed gate and the deviation are probe errors (no answer, an
     // unhealthy pod), the unreached probe is skipped.
-    assert!(expected[2].2 >= 1 && expected[1].2 >= 1 && expected[3].3 >= 1, "{expected:?}");
+    assert!(
+        expected[2].2 >= 1 && expected[1].2 >= 1 && expected[3].3 >= 1,
+        "{expected:?}"
+    );
 }
 
 fn check_book_pdf(sb: &Sandbox) {
@@ -419,7 +517,10 @@ fn check_book_pdf(sb: &Sandbox) {
         return;
     }
     let (info, text) = pdf(&sb.path("book.pdf"));
-    assert!(info.contains("Title:           Chaos Engineering Report"), "{info}");
+    assert!(
+        info.contains("Title:           Chaos Engineering Report"),
+        "{info}"
+    );
     assert!(report_support::pages(&info) >= 7, "{info}");
     for needle in [
         "COMPLETED",
@@ -440,20 +541,52 @@ fn check_book_html(sb: &Sandbox) {
         return;
     };
     let text = page.facts["text"].as_str().unwrap();
-    for needle in ["Runs compared", "Trend: What happens", "✖ failed", "■ interrupted", "outage"] {
+    for needle in [
+        "Runs compared",
+        "Trend: What happens",
+        "✖ failed",
+        "■ interrupted",
+        "outage",
+    ] {
         assert!(text.contains(needle), "{needle} in the page");
     }
     let alerts = page.facts["alerts"].as_array().unwrap();
     assert_eq!(alerts.len(), 1, "one pending-undo warning: {alerts:?}");
-    assert!(alerts[0].as_str().unwrap().contains("squall recover --ledger"));
+    assert!(
+        alerts[0]
+            .as_str()
+            .unwrap()
+            .contains("squall recover --ledger")
+    );
     // 6 timelines, 1 monitor chart, 2 trends (health-http and the scale
     // experiment ran twice each).
     assert_eq!(page.facts["svgs"], 9);
     let html = sb.read("book.html");
-    assert!(html.contains("outage 1: "), "the outage is labelled on the chart");
-    let shots = root().join("target/report-screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
-    std::fs::write(shots.join("outage.png"), &page.screenshot_png).unwrap();
+    assert!(
+        html.contains("outage 1: "),
+        "the outage is labelled on the chart"
+    );
+    save_screenshot("outage.png", &page.screenshot_png);
+}
+
+/// A process-only experiment Chaos Toolkit runs anywhere; its tolerance
+/// refers to the configuration, which the journal keeps unsubstituted.
+fn ctk_experiment() -> Value {
+    json!({
+        "title": "Does the service answer?",
+        "configuration": {"code": 0},
+        "description": "Chaos Toolkit runs this, squall reports on it.",
+        "tags": ["ctk"],
+        "steady-state-hypothesis": {"title": "It answers", "probes": [
+            {"type": "probe", "name": "says-hello", "tolerance": "${code}",
+             "provider": {"type": "process", "path": "echo", "arguments": "hello"}}]},
+        "method": [
+            {"type": "action", "name": "break-it",
+             "provider": {"type": "process", "path": "sh", "arguments": "-c 'exit 3'"}},
+            {"type": "probe", "name": "look", "provider": {"type": "process", "path": "true"}}],
+        "rollbacks": [{"type": "action", "name": "mend-it",
+                       "provider": {"type": "process", "path": "true"}}]
+    })
 }
 
 /// Chaos Toolkit's `chaos`, installed by `.ci/run` in target/ctk-venv.
@@ -469,32 +602,25 @@ fn a_chaos_toolkit_journal_renders() {
         return;
     };
     let sb = Sandbox::new();
-    let exp = sb.write(
-        "exp.json",
-        &json!({
-            "title": "Does the service answer?",
-            "configuration": {"code": 0},
-            "description": "Chaos Toolkit runs this, squall reports on it.",
-            "tags": ["ctk"],
-            "steady-state-hypothesis": {"title": "It answers", "probes": [
-                {"type": "probe", "name": "says-hello", "tolerance": "${code}",
-                 "provider": {"type": "process", "path": "echo", "arguments": "hello"}}]},
-            "method": [
-                {"type": "action", "name": "break-it",
-                 "provider": {"type": "process", "path": "sh", "arguments": "-c 'exit 3'"}},
-                {"type": "probe", "name": "look", "provider": {"type": "process", "path": "true"}}],
-            "rollbacks": [{"type": "action", "name": "mend-it",
-                           "provider": {"type": "process", "path": "true"}}]
-        })
-        .to_string(),
-    );
+    let exp = sb.write("exp.json", &ctk_experiment().to_string());
     let out = std::process::Command::new(chaos)
         .current_dir(sb.dir.path())
-        .args(["--no-log-file", "run", "--journal-path", "ctk.json", "--rollback-strategy", "always"])
+        .args([
+            "--no-log-file",
+            "run",
+            "--journal-path",
+            "ctk.json",
+            "--rollback-strategy",
+            "always",
+        ])
         .arg(&exp)
         .output()
         .unwrap();
-    assert!(sb.path("ctk.json").exists(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        sb.path("ctk.json").exists(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for file in ["ctk.html", "ctk.md", "ctk.pdf", "ctk.xml"] {
         report(&sb, &["ctk.json", file]).code(0);
     }
@@ -503,7 +629,13 @@ fn a_chaos_toolkit_journal_renders() {
     report(&sb, &["--var", "code:int=7", "ctk.json", "seven.md"]).code(0);
     assert!(sb.read("seven.md").contains("| says-hello | `7` | ✔ met |"));
     let md = sb.read("ctk.md");
-    for needle in ["# Does the service answer?", "Chaos Toolkit (chaoslib", "| says-hello | `0` | ✔ met |", "| action | break-it |", "mend-it"] {
+    for needle in [
+        "# Does the service answer?",
+        "Chaos Toolkit (chaoslib",
+        "| says-hello | `0` | ✔ met |",
+        "| action | break-it |",
+        "mend-it",
+    ] {
         assert!(md.contains(needle), "{needle} in {md}");
     }
     if have("xmllint") {

@@ -222,7 +222,10 @@ impl Cdp {
             .decode(shot["data"].as_str().unwrap())
             .unwrap();
         self.viewport(390, true);
-        let phone = self.eval("document.documentElement.scrollWidth").as_i64().unwrap();
+        let phone = self
+            .eval("document.documentElement.scrollWidth")
+            .as_i64()
+            .unwrap();
         PageReport {
             requests: self.requests(&url),
             console: self.console(),

@@ -48,7 +48,10 @@ pub fn check(program: &str, args: &[&str]) -> String {
 /// `pdfinfo` fields and `pdftotext` text of a PDF.
 pub fn pdf(path: &Path) -> (String, String) {
     let p = path.to_str().unwrap();
-    (check("pdfinfo", &[p]), check("pdftotext", &["-layout", p, "-"]))
+    (
+        check("pdfinfo", &[p]),
+        check("pdftotext", &["-layout", p, "-"]),
+    )
 }
 
 /// The number of pages `pdfinfo` reports.
@@ -116,7 +119,12 @@ pub fn suite_counts(xml: &str) -> Vec<(usize, usize, usize, usize)> {
                 let start = head.find(&key).unwrap() + key.len();
                 head[start..].split('"').next().unwrap().parse().unwrap()
             };
-            (attr("tests"), attr("failures"), attr("errors"), attr("skipped"))
+            (
+                attr("tests"),
+                attr("failures"),
+                attr("errors"),
+                attr("skipped"),
+            )
         })
         .collect()
 }

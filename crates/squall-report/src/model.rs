@@ -192,11 +192,13 @@ pub fn parse(
         return Err(bad("the file is empty".into()));
     }
     let value: Value = serde_json::from_slice(text).map_err(|e| {
-        bad(format!(
-            "not valid JSON at line {} column {}: {e}",
-            e.line(),
-            e.column()
-        ))
+        // serde_json's message ends with the position; say it once.
+        let (line, column) = (e.line(), e.column());
+        let full = e.to_string();
+        let what = full
+            .strip_suffix(&format!(" at line {line} column {column}"))
+            .unwrap_or(&full);
+        bad(format!("not valid JSON at line {line} column {column}: {what}"))
     })?;
     let Value::Object(j) = value else {
         return Err(bad(

@@ -166,6 +166,7 @@ the run; background activities in their own lanes. Hover a bar for its name and 
         svg::timeline(run, &format!("tl-{i}"))
     );
     monitors(out, run, i);
+    series(out, run, i);
     activities(out, "Method", &run.method);
     not_reached(out, run);
     activities(out, "Rollbacks", &run.rollbacks);
@@ -343,6 +344,24 @@ Longest outage</th><td>{}</td></tr><tr><th scope=\"row\">Time to recovery</th><t
             m.outages.len(),
             ms(Some(m.longest_ms)),
             ms(m.recovery_ms),
+        );
+    }
+}
+
+fn series(out: &mut String, run: &Run, i: usize) {
+    for (n, s) in run.series.iter().enumerate() {
+        let (lo, hi) = s.range();
+        let _ = write!(
+            out,
+            "<h3>Metrics: {}</h3><figure>{}<figcaption>{} series from {lo} to {hi}{}.</figcaption></figure>",
+            escape(&s.name),
+            svg::lines(s, &format!("ts-{i}-{n}")),
+            s.lines.len(),
+            if s.lines.len() > 4 {
+                "; the first 4 are drawn"
+            } else {
+                ""
+            }
         );
     }
 }

@@ -16,6 +16,7 @@ pub mod model;
 pub mod monitor;
 pub mod pdf;
 pub mod score;
+pub mod series;
 pub mod svg;
 pub mod time;
 

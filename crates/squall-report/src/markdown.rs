@@ -109,6 +109,7 @@ injected faults. Apply the pending undo records with `{}`:\n",
     score(out, run);
     hypothesis(out, run);
     monitors(out, run);
+    series(out, run);
     activities(out, "Method", &run.method);
     if !run.not_reached.is_empty() {
         out.push_str("\nNot reached (the run stopped first):\n\n");
@@ -236,6 +237,28 @@ fn monitors(out: &mut String, run: &Run) {
                 } else {
                     ""
                 }
+            );
+        }
+    }
+}
+
+fn series(out: &mut String, run: &Run) {
+    for s in &run.series {
+        let _ = write!(
+            out,
+            "\n### Metrics: {}\n\n| Series | Points | Min | Max | Last |\n|---|---|---|---|---|\n",
+            cell(&s.name)
+        );
+        for l in &s.lines {
+            let vals = l.points.iter().map(|p| p.1);
+            let min = vals.clone().fold(f64::INFINITY, f64::min);
+            let max = vals.fold(f64::NEG_INFINITY, f64::max);
+            let last = l.points.last().map_or(0.0, |p| p.1);
+            let _ = writeln!(
+                out,
+                "| {} | {} | {min} | {max} | {last} |",
+                cell(&l.label),
+                l.points.len()
             );
         }
     }

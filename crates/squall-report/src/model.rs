@@ -10,6 +10,7 @@ use squall_core::subst::substitute;
 use crate::ReportError;
 use crate::monitor::Monitor;
 use crate::score::Score;
+use crate::series::Series;
 use crate::time::{Instant, parse_time};
 
 /// How a run ended, in words a manager reads.
@@ -151,6 +152,8 @@ pub struct Run {
     /// Method activities the run never reached: (kind, name).
     pub not_reached: Vec<(String, String)>,
     pub monitors: Vec<Monitor>,
+    /// Time series (Prometheus range queries) from any activity.
+    pub series: Vec<Series>,
     pub score: Score,
 }
 
@@ -198,7 +201,9 @@ pub fn parse(
         let what = full
             .strip_suffix(&format!(" at line {line} column {column}"))
             .unwrap_or(&full);
-        bad(format!("not valid JSON at line {line} column {column}: {what}"))
+        bad(format!(
+            "not valid JSON at line {line} column {column}: {what}"
+        ))
     })?;
     let Value::Object(j) = value else {
         return Err(bad(
@@ -303,8 +308,12 @@ fn build(
         rollbacks: records(j.get("rollbacks"), &ctx),
         method,
         monitors,
+        series: Vec::new(),
         score: Score::default(),
     };
+    run.series = crate::html::all_items(&run)
+        .filter_map(Series::from_item)
+        .collect();
     run.score = Score::of(&run);
     run
 }

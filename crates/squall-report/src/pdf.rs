@@ -258,6 +258,14 @@ fn section(doc: &mut Doc, run: &Run) {
     hypothesis(doc, run);
     timeline(doc, run);
     monitors(doc, run);
+    for s in &run.series {
+        doc.heading(&format!("Metrics: {}", s.name), 13.0);
+        for l in &s.lines {
+            let last = l.points.last().map_or(0.0, |p| p.1);
+            let line = format!("{}: {} points, last {last}", l.label, l.points.len());
+            doc.text(&line, Font::Regular, 10.0, 10.0);
+        }
+    }
     list(doc, "Method", &run.method);
     for (kind, name) in &run.not_reached {
         doc.text(

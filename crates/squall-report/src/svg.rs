@@ -394,3 +394,73 @@ pub fn trend(title: &str, runs: &[&Run], id: &str) -> String {
     out.push_str("</svg>");
     out
 }
+
+/// Colours for lines, told apart by dash pattern as well.
+const LINES: [(&str, &str); 4] = [
+    ("#1565c0", ""),
+    ("#c62828", "6 3"),
+    ("#2e7d32", "2 2"),
+    ("#6a1b9a", "8 3 2 3"),
+];
+
+/// A time series chart: each line labelled in a legend with its dash.
+pub fn lines(s: &crate::series::Series, id: &str) -> String {
+    let (lo, hi) = s.range();
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    let total = s
+        .lines
+        .iter()
+        .flat_map(|l| l.points.iter().map(|p| p.0))
+        .fold(0.0_f64, f64::max)
+        .max(0.001);
+    let desc = format!(
+        "{} series from {}, over {}: values from {lo} to {hi}. {}",
+        s.lines.len(),
+        s.name,
+        dur(total),
+        s.lines
+            .iter()
+            .map(|l| format!(
+                "{}: {} points, last {}",
+                l.label,
+                l.points.len(),
+                l.points.last().map_or(0.0, |p| p.1)
+            ))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    let shown = s.lines.len().min(LINES.len());
+    let height = 190.0 + 16.0 * shown as f64;
+    let mut out = open(id, height, &format!("Metrics: {}", s.name), &desc);
+    let y = |v: f64| 150.0 - 130.0 * (v - lo) / span;
+    let _ = write!(
+        out,
+        "<text x=\"{0}\" y=\"24\" text-anchor=\"end\">{hi}</text><text x=\"{0}\" y=\"154\" \
+text-anchor=\"end\">{lo}</text><line x1=\"{LABEL}\" y1=\"20\" x2=\"{LABEL}\" y2=\"150\" stroke=\"#555\"/>",
+        LABEL - 6.0
+    );
+    for (n, l) in s.lines.iter().take(shown).enumerate() {
+        let (colour, dash) = LINES[n];
+        let pts: Vec<String> = l
+            .points
+            .iter()
+            .map(|(t, v)| format!("{:.1},{:.1}", LABEL + PLOT * t / total, y(*v)))
+            .collect();
+        let _ = write!(
+            out,
+            "<polyline points=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" \
+stroke-dasharray=\"{dash}\"><title>{}</title></polyline>\
+<line x1=\"{LABEL}\" y1=\"{2:.1}\" x2=\"{3}\" y2=\"{2:.1}\" stroke=\"{colour}\" stroke-width=\"2\" \
+stroke-dasharray=\"{dash}\"/><text x=\"{4}\" y=\"{5:.1}\">{1}</text>",
+            pts.join(" "),
+            escape(&l.label),
+            180.0 + 16.0 * n as f64,
+            LABEL + 30.0,
+            LABEL + 36.0,
+            184.0 + 16.0 * n as f64,
+        );
+    }
+    axis(&mut out, total, 150.0);
+    out.push_str("</svg>");
+    out
+}

@@ -135,3 +135,28 @@ fn bad_input_is_named() {
     assert!(err(b"{\"experiment\": {}, \"run\": []}").contains("missing `start`"));
     assert!(err(b"{\"experiment\": 1, \"run\": []}").contains("`experiment` must be an object"));
 }
+
+#[test]
+fn prometheus_range_queries_become_charts() {
+    let mut j = journal();
+    j["run"].as_array_mut().unwrap().push(json!({
+        "activity": {"type": "probe", "name": "error-rate",
+                     "provider": {"type": "python", "module": "chaosprometheus.probes", "func": "query_interval"}},
+        "output": {"status": "success", "data": {"resultType": "matrix", "result": [
+            {"metric": {"job": "api"}, "values": [[1.0, "0.1"], [2.0, "0.7"], [3.0, "0.2"]]}]}},
+        "start": "2026-01-01T00:00:03+00:00", "status": "succeeded",
+        "end": "2026-01-01T00:00:04+00:00", "duration": 1.0
+    }));
+    let run = parse_value(&j).unwrap();
+    assert_eq!(run.series.len(), 1);
+    assert_eq!(run.series[0].name, "error-rate");
+    let html = crate::html::render(std::slice::from_ref(&run), "t", "now");
+    assert!(html.contains("<h3>Metrics: error-rate</h3>"));
+    assert!(html.contains("<title id=\"ts-0-0-t\">Metrics: error-rate</title>"));
+    assert!(
+        html.contains("<polyline points=\"130.0,150.0 455.0,20.0 780.0,128.3\""),
+        "{html}"
+    );
+    let md = crate::markdown::render(&[run], "t", "now");
+    assert!(md.contains("| job=api | 3 | 0.1 | 0.7 | 0.2 |"), "{md}");
+}

@@ -196,3 +196,80 @@ fn element(out: &mut String, tag: &str, message: &str) {
         escape(message)
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Map, json};
+    use squall_core::config::FixedEnv;
+
+    use super::*;
+
+    fn run(j: &serde_json::Value) -> Run {
+        let text = serde_json::to_vec(j).unwrap();
+        crate::model::parse("j.json", &text, &Map::new(), &FixedEnv::default()).unwrap()
+    }
+
+    #[test]
+    fn duplicate_names_are_made_unique_and_markup_escaped() {
+        let r = run(&json!({
+            "experiment": {"title": "A <b> & \"c\"", "method": [
+                {"type": "action", "name": "x"}, {"type": "action", "name": "x"}]},
+            "run": [], "start": "2026-01-01T00:00:00+00:00", "status": "interrupted"
+        }));
+        let xml = render(&[r], "t");
+        assert!(xml.contains("name=\"method: x\""), "{xml}");
+        assert!(xml.contains("name=\"method: x (2)\""), "{xml}");
+        assert!(
+            xml.contains("classname=\"A &lt;b&gt; &amp; &quot;c&quot;\""),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("tests=\"2\" failures=\"0\" errors=\"0\" skipped=\"2\""),
+            "{xml}"
+        );
+    }
+
+    #[test]
+    fn errors_failures_and_skips_are_told_apart() {
+        let rec = |name: &str, status: Option<&str>, met: Option<bool>| {
+            let mut r = json!({"activity": {"type": "probe", "name": name, "tolerance": 200},
+                               "output": null, "start": "s", "end": "e", "duration": 0.5,
+                               "exception": ["boom\n", "detail\n"]});
+            if let Some(s) = status {
+                r["status"] = json!(s);
+            }
+            if let Some(m) = met {
+                r["tolerance_met"] = json!(m);
+            }
+            r
+        };
+        let r = run(&json!({
+            "experiment": {"title": "t"}, "start": "s",
+            "steady_states": {"before": {"steady_state_met": false, "probes": [
+                rec("out-of-tolerance", Some("succeeded"), Some(false))]}},
+            "run": [rec("provider-error", Some("failed"), None), rec("cut-short", None, None)],
+        }));
+        assert_eq!(
+            counts(&r),
+            Counts {
+                tests: 3,
+                failures: 1,
+                errors: 1,
+                skipped: 1
+            }
+        );
+        let xml = render(&[r], "t");
+        assert!(
+            xml.contains("<failure message=\"tolerance not met: 200\">"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<error message=\"boom\">boom\ndetail</error>"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<skipped message=\"interrupted while running\">"),
+            "{xml}"
+        );
+    }
+}

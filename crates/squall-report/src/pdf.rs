@@ -141,8 +141,19 @@ fn encode(s: &str) -> Vec<u8> {
     out
 }
 
-/// Greedy word wrap at `max` characters; long words are cut.
+/// Greedy word wrap at `max` characters; long words are cut. Leading
+/// spaces (indented JSON) are kept on every line of the paragraph.
 fn wrap(text: &str, max: usize) -> Vec<String> {
+    let body = text.trim_start_matches(' ');
+    let indent = " ".repeat((text.len() - body.len()).min(max / 2));
+    let width = max - indent.len();
+    wrap_words(body, width)
+        .into_iter()
+        .map(|l| format!("{indent}{l}"))
+        .collect()
+}
+
+fn wrap_words(text: &str, max: usize) -> Vec<String> {
     let mut lines = Vec::new();
     let mut cur = String::new();
     for word in text.split(' ') {
@@ -229,8 +240,8 @@ pub fn render(runs: &[Run], title: &str, generated: &str) -> Vec<u8> {
 
 fn section(doc: &mut Doc, run: &Run) {
     doc.heading(&run.title, 16.0);
-    doc.room(30.0);
-    doc.gap(26.0);
+    doc.room(34.0);
+    doc.gap(30.0);
     doc.fill(0.0, doc.y, 150.0, 22.0, colour(run.outcome));
     doc.page
         .begin_text()
@@ -537,6 +548,8 @@ mod tests {
         assert_eq!(wrap("aa bb cc", 5), vec!["aa bb", "cc"]);
         assert_eq!(wrap("abcdefgh", 3), vec!["abc", "def", "gh"]);
         assert_eq!(wrap("", 3), vec![""]);
+        assert_eq!(wrap("  \"a\": 1", 20), vec!["  \"a\": 1"]);
+        assert_eq!(wrap("  aaa bbb", 7), vec!["  aaa", "  bbb"]);
     }
 
     #[test]

@@ -34,7 +34,7 @@ svg.chart{width:100%;height:auto;max-width:800px}
 figure{margin:1rem 0}figcaption{font-size:.9em;color:#444}
 details{margin:.3rem 0}summary{cursor:pointer}
 .meta th{width:11rem}
-@media print{body{max-width:none;font-size:11pt}details>*{display:block}
+@media print{body{max-width:none;font-size:11pt}
 section.run{break-before:page}h2,h3{break-after:avoid}figure,table{break-inside:avoid}}
 ";
 

@@ -6,6 +6,7 @@
 #                     app keeps answering            -> completed (exit 0)
 #   health-db.yaml    terminate the database pod; the app stops answering
 #                     in time                        -> deviated  (exit 1)
+# and ends by writing an HTML report of both runs (squall report).
 # Everything runs on 127.0.0.1 and stops when the script ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,4 +43,8 @@ run() {
 }
 run health-http.yaml
 run health-db.yaml
-echo; echo "Journals and logs are in $work"
+echo
+"$squall" --no-log-file report --title "squall demo: the book's experiments" \
+  health-http.journal.json health-db.journal.json report.html
+echo "Journals and logs are in $work"
+echo "Report: $work/report.html (open it in a browser; one file, works offline)"

@@ -46,6 +46,11 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Write the native activities as a Chaos Toolkit discovery.json.
     Discover(DiscoverArgs),
+    /// Turn run journals into a report: HTML, Markdown, PDF, JUnit or JSON.
+    ///
+    /// Reads squall's journals and Chaos Toolkit's. Upstream's argument
+    /// order: `squall report --export-format=pdf journal.json report.pdf`.
+    Report(ReportArgs),
     /// Undo every change a killed or interrupted run left behind.
     ///
     /// Reads the undo ledger (written next to the journal by `squall run`),
@@ -327,6 +332,23 @@ pub struct DiscoverArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// html, markdown, pdf, junit (XML) or json [default: from REPORT's
+    /// extension (.html, .md, .pdf, .xml, .json), else markdown].
+    #[arg(long, value_name = "FORMAT")]
+    pub export_format: Option<String>,
+    /// The report's title [default: the experiment's title for one
+    /// journal, else "Chaos Engineering Report"].
+    #[arg(long, value_name = "TEXT")]
+    pub title: Option<String>,
+    #[command(flatten)]
+    pub vars: VarArgs,
+    /// The journals to report on, then the report file to write.
+    #[arg(required = true, num_args = 2.., value_name = "JOURNAL... REPORT")]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct RecoverArgs {
     /// The undo ledger to apply.
     #[arg(long, value_name = "PATH", default_value = "journal.ledger.jsonl")]
@@ -382,5 +404,24 @@ mod tests {
             panic!()
         };
         assert!(matches!(args.dry, Some(DryArg::Pause)));
+    }
+
+    #[test]
+    fn report_takes_journals_then_the_report() {
+        let cli = Cli::try_parse_from([
+            "squall",
+            "report",
+            "--export-format=pdf",
+            "a.json",
+            "b.json",
+            "out.pdf",
+        ])
+        .unwrap();
+        let Command::Report(args) = cli.command else {
+            panic!()
+        };
+        assert_eq!(args.export_format.as_deref(), Some("pdf"));
+        assert_eq!(args.paths.len(), 3);
+        assert!(Cli::try_parse_from(["squall", "report", "only.json"]).is_err());
     }
 }

@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod discover;
 pub mod recover;
+pub mod report;
 pub mod run;
 pub mod sandbox;
 pub mod validate;

@@ -91,6 +91,7 @@ async fn dispatch(cli: &Cli, log: Arc<Logger>) -> u8 {
         Command::Run(args) => commands::run::run(args, cli.settings.as_deref(), log).await,
         Command::Validate(args) => commands::validate::validate(args, &log),
         Command::Discover(args) => commands::discover::discover(args, &log),
+        Command::Report(args) => commands::report::report(args, &log),
         Command::Recover(args) => commands::recover::recover(args, &log).await,
         Command::Agent(cmd) => commands::agent::agent(cmd, &log).await,
         Command::Sandbox(cmd) => commands::sandbox::sandbox(cmd, &log).await,

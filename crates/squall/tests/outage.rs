@@ -156,6 +156,16 @@ fn outage_equals_time_to_resync(lab: &Lab, mode: &str, rules: String) {
         "measured {measured} ms, expected {expected} ms ± {tolerance} ms: {monitor}"
     );
     assert!(monitor["failures"].as_u64().unwrap() > 0);
+    // The report draws what the monitor measured.
+    sb.run(&["--no-log-file", "report", "journal.json", "report.md"])
+        .code(0);
+    let md = sb.read("report.md");
+    assert!(
+        md.contains("### Availability: nodeport-availability"),
+        "{md}"
+    );
+    assert!(md.contains(&format!("{}", monitor["requests"])), "{md}");
+    assert!(md.contains("- outage 1: from "), "{md}");
     println!("{mode}: measured outage {measured} ms, flush to resync {expected} ms");
 }
 

@@ -29,7 +29,7 @@ use crate::args::{bool_or, opt_str, str_or};
 use crate::args::{required_int, required_str};
 use crate::connect::kube;
 use crate::pod::verdict;
-use crate::spec;
+use crate::{raise, spec};
 use squall_activity::describe::arg;
 use workload::{Deleted, Scale, Selection};
 
@@ -64,9 +64,6 @@ pub(crate) const TIMEOUT: ArgSpec = arg(
     Some("30"),
     "Seconds to wait for the state before giving up.",
 );
-const fn raise(name: &'static str, doc: &'static str) -> ArgSpec {
-    arg(name, ArgType::Boolean, Some("true"), doc)
-}
 
 pub const SCALE_DEPLOYMENT: Registered = Registered {
     spec: spec(

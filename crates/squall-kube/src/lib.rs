@@ -26,7 +26,7 @@ pub mod statefulset;
 mod testkit;
 
 use squall_activity::{ActivityCtx, ActivityError, Pending, Provider, describe};
-use squall_core::catalog::{ActivitySpec, ArgSpec, Kind};
+use squall_core::catalog::{ActivitySpec, ArgSpec, ArgType, Kind};
 
 pub use connect::{ConnectError, ConnectOptions, Environment, Kube, Looked, Origin, kube};
 
@@ -101,6 +101,11 @@ pub(crate) const fn spec(
         Kind::Action => describe::action(module, func, doc, args, "null", true),
         Kind::Probe => describe::probe(module, func, doc, args, "boolean"),
     }
+}
+
+/// chaosk8s' `raise` flags: fail (true, the default) or return false.
+pub(crate) const fn raise(name: &'static str, doc: &'static str) -> ArgSpec {
+    describe::arg(name, ArgType::Boolean, Some("true"), doc)
 }
 
 /// Pending undos for `target` recorded against the cluster `kube` talks to.

@@ -49,22 +49,7 @@ const NS: ArgSpec = optional(
     "The namespace of the pods.",
 );
 const fn phase(default: Option<&'static str>, doc: &'static str) -> ArgSpec {
-    ArgSpec {
-        name: "phase",
-        ty: ArgType::String,
-        default,
-        doc,
-        range: None,
-    }
-}
-const fn raise_flag(name: &'static str, doc: &'static str) -> ArgSpec {
-    ArgSpec {
-        name,
-        ty: ArgType::Boolean,
-        default: Some("true"),
-        doc,
-        range: None,
-    }
+    squall_activity::describe::arg("phase", ArgType::String, default, doc)
 }
 
 const fn probe(func: &'static str, doc: &'static str, args: &'static [ArgSpec]) -> ActivitySpec {
@@ -108,7 +93,7 @@ pub const PODS_IN_PHASE: Registered = Registered {
             SELECTOR,
             phase(Some("\"Running\""), "The phase every pod must be in."),
             NS,
-            raise_flag(
+            crate::raise(
                 "raise_on_invalid_phase",
                 "Fail the probe (rather than return false) when a pod is in another phase or none is found.",
             ),
@@ -126,7 +111,7 @@ pub const PODS_NOT_IN_PHASE: Registered = Registered {
             SELECTOR,
             phase(Some("\"Running\""), "The phase no pod may be in."),
             NS,
-            raise_flag(
+            crate::raise(
                 "raise_on_in_phase",
                 "Fail the probe (rather than return false) when a pod is in the phase or none is found.",
             ),
@@ -150,7 +135,7 @@ pub const PODS_IN_CONDITIONS: Registered = Registered {
                       conditions exactly (an extra key never matches).",
             ),
             NS,
-            raise_flag(
+            crate::raise(
                 "raise_on_invalid_conditions",
                 "Fail the probe (rather than return false) when a pod lacks a condition or none is found.",
             ),

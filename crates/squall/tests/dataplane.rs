@@ -405,3 +405,50 @@ fn twenty_cycles_leave_at_most_the_kept_snapshots_and_never_a_pending_one() {
         .code(0)
         .has("Recovered: 1 change(s) undone");
 }
+
+/// Issue 11's reproduction: the agent runs under `ip netns exec NS1`
+/// (so its undo names no namespace), then `squall recover` runs under
+/// `ip netns exec NS2`. It must refuse, mark nothing done, exit non-zero,
+/// and a recover in NS1 must still restore.
+#[test]
+fn recover_in_another_network_namespace_refuses_and_keeps_the_undo() {
+    let (Some(ns1), Some(ns2)) = (Node::new(), Node::empty()) else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let bin = env!("CARGO_BIN_EXE_squall");
+    let under = |ns: &Node, args: &[&str]| -> Run {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &ns.name, bin])
+            .args(args)
+            .current_dir(sb.dir.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        Run::from(out)
+    };
+    under(
+        &ns1,
+        &[
+            "agent",
+            "dataplane",
+            "flush",
+            "--table",
+            "nat",
+            "--snapshot",
+            "s.json",
+        ],
+    )
+    .code(0);
+    assert!(!ns1.has_rules(), "flushed in NS1");
+    let refused = under(&ns2, &["recover", "--ledger", "dataplane.ledger.jsonl"]);
+    refused
+        .code(1)
+        .has("refused: the rules were flushed in network namespace net:[")
+        .has("still pending");
+    assert!(!ns1.has_rules(), "nothing restored anywhere");
+    under(&ns1, &["recover", "--ledger", "dataplane.ledger.jsonl"])
+        .code(0)
+        .has("Recovered: 1 change(s) undone (1 restored)");
+    assert!(ns1.has_rules());
+}

@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod exit;
 mod load;
+mod notify;
 mod providers;
 #[cfg(test)]
 mod tidy;

@@ -90,7 +90,9 @@ fn mask_var(v: &str) -> String {
 async fn dispatch(cli: &Cli, log: Arc<Logger>) -> u8 {
     match &cli.command {
         Command::Run(args) => commands::run::run(args, cli.settings.as_deref(), log).await,
-        Command::Validate(args) => commands::validate::validate(args, &log),
+        Command::Validate(args) => {
+            commands::validate::validate(args, cli.settings.as_deref(), log).await
+        }
         Command::Discover(args) => commands::discover::discover(args, &log),
         Command::Recover(args) => commands::recover::recover(args, &log).await,
         Command::Agent(cmd) => commands::agent::agent(cmd, &log).await,

@@ -395,3 +395,87 @@ fn bad_notification_settings_are_invalid_input_before_anything_runs() {
     assert_eq!(sb.read("state"), "healthy");
     assert!(!sb.path("journal.json").exists());
 }
+
+/// The book's `settings-failure.yaml` (chapter 8), as Chaos Toolkit reads
+/// it from `~/.chaostoolkit/settings.yaml`, unchanged.
+const BOOK_SETTINGS_FAILURE: &str = "notifications:
+- type: plugin
+  module: chaosslack.notification
+  token: xoxb-@102298415591@-@902246554644@-@xa4zDR3lcyvleRymXAFSifLD@
+  channel: tests
+  events:
+  - discover-failed
+  - run-failed
+  - validate-failed
+";
+
+fn ok_slack() -> Receiver {
+    Receiver::start(Box::new(|_, _| {
+        let body = r#"{"ok": true}"#;
+        Some(format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        ))
+    }))
+}
+
+#[test]
+fn the_books_failure_only_settings_tell_slack_of_failures_only() {
+    let slack = ok_slack();
+    let sb = Sandbox::new();
+    std::fs::create_dir(sb.path(".chaostoolkit")).unwrap();
+    sb.write(".chaostoolkit/settings.yaml", BOOK_SETTINGS_FAILURE);
+    let api = format!("http://{}/api", slack.addr);
+    let run = |exp: &str| {
+        let out = sb
+            .cmd()
+            .args(["run", exp])
+            .env("SQUALL_SLACK_API_URL", &api)
+            .output();
+        Run::from(out.unwrap())
+    };
+    run(&experiment(&sb, "healthy", "healthy", 0)).code(0);
+    assert!(
+        slack.requests().is_empty(),
+        "a completed run is not a failure"
+    );
+    run(&experiment(&sb, "broken", "healthy", 0)).code(1);
+    let bad = sb.write("bad.yaml", "title: t\n");
+    run(bad.to_str().unwrap()).code(2);
+    let events: Vec<Value> = slack.requests().iter().map(Request::json).collect();
+    assert_eq!(events.len(), 2, "{events:?}");
+    let event = |m: &Value| m["attachments"][0]["fields"][1]["value"].clone();
+    let mut names = vec![event(&events[0]), event(&events[1])];
+    names.sort_by_key(|v| v.to_string());
+    assert_eq!(names, ["run-failed", "validate-failed"]);
+    assert!(events.iter().all(|m| m["channel"] == "#tests"));
+}
+
+#[test]
+fn squall_validate_sends_the_validate_events() {
+    let rx = Receiver::ok();
+    let sb = Sandbox::new();
+    let exp = experiment(&sb, "healthy", "healthy", 0);
+    let s = settings(
+        &sb,
+        &format!("notifications:\n- type: http\n  url: {}\n", rx.url()),
+    );
+    sb.run(&["--settings", &s, "validate", &exp]).code(0);
+    assert_eq!(rx.events(), ["validate-completed", "validate-started"]);
+    let e = rx.requests()[0].json();
+    assert_eq!(e["phase"], "validate");
+    assert_eq!(e["payload"]["title"], "Notify me");
+    let bad = sb.write("bad.yaml", "title: t\n");
+    sb.run(&["--settings", &s, "validate", bad.to_str().unwrap()])
+        .code(2);
+    let failed = rx
+        .requests()
+        .iter()
+        .map(Request::json)
+        .find(|e| e["name"] == "validate-failed");
+    let failed = failed.expect("validate-failed sent");
+    assert!(
+        failed["error"].as_str().unwrap().contains("description"),
+        "{failed}"
+    );
+}

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use squall_activity::Services;
+use squall_core::doc::Document;
 use squall_core::model::{Limits, Provider};
 use squall_core::validate::Validated;
 use squall_engine::ledger::default_path;
@@ -21,20 +22,43 @@ use crate::load::{load_vars, read_document, settings, validate_experiment};
 use crate::notify::Notifier;
 
 pub async fn run(args: &RunArgs, settings_path: Option<&std::path::Path>, log: Arc<Logger>) -> u8 {
-    let Prepared {
-        validated,
-        opts,
-        notifier,
-        experiment,
-    } = match prepare(args, settings_path, &log) {
+    let (settings, notifier) = match setup(args, settings_path, &log) {
         Ok(ready) => ready,
         Err(lines) => return report(&log, &lines),
     };
-    notifier.emit("run-started", "run", experiment, None);
-    let code = run_prepared(args, validated, opts, &log, &notifier).await;
+    log.info("Validating the experiment's syntax");
+    let doc = match read_document(&args.experiment) {
+        Ok(doc) => doc,
+        Err(e) => return report(&log, &e.0),
+    };
+    // As upstream: `run-started` with the experiment, before validation.
+    notifier.emit("run-started", "run", doc.value.clone(), None);
+    let code = match prepare(args, &settings, &doc, &log) {
+        Ok((validated, opts)) => run_prepared(args, validated, opts, &log, &notifier).await,
+        Err(lines) => {
+            let error = Some(lines.join("\n"));
+            notifier.emit("validate-failed", "validate", doc.value, error);
+            report(&log, &lines)
+        }
+    };
     // Every send is bounded by its own timeout; none changes the exit code.
     notifier.finish().await;
     code
+}
+
+/// What is checked before the experiment is read: the journal's
+/// directory, and the settings file with its notifications.
+fn setup(
+    args: &RunArgs,
+    settings_path: Option<&std::path::Path>,
+    log: &Arc<Logger>,
+) -> Result<(Value, Notifier), Vec<String>> {
+    if let Some(problem) = unwritable(&args.journal_path) {
+        return Err(vec![problem]);
+    }
+    let settings = settings(settings_path).map_err(|e| e.0)?;
+    let notifier = Notifier::from_settings(&settings, log.clone())?;
+    Ok((settings, notifier))
 }
 
 async fn run_prepared(
@@ -92,38 +116,23 @@ fn notify_outcome(notifier: &Notifier, outcome: &runner::Outcome) {
     }
 }
 
-/// What `prepare` hands to the run.
-struct Prepared {
-    validated: Validated,
-    opts: RunOptions,
-    notifier: Notifier,
-    /// The experiment as written, for `run-started`.
-    experiment: Value,
-}
-
-/// Everything that can be wrong with the input, checked before anything
-/// runs: the journal's directory, settings, the experiment and variables.
+/// Everything that can be wrong with the experiment and its variables,
+/// checked before anything runs.
 fn prepare(
     args: &RunArgs,
-    settings_path: Option<&std::path::Path>,
-    log: &Arc<Logger>,
-) -> Result<Prepared, Vec<String>> {
-    if let Some(problem) = unwritable(&args.journal_path) {
-        return Err(vec![problem]);
-    }
-    let settings = settings(settings_path).map_err(|e| e.0)?;
-    let notifier = Notifier::from_settings(&settings, log.clone())?;
-    log.info("Validating the experiment's syntax");
-    let doc = read_document(&args.experiment).map_err(|e| e.0)?;
+    settings: &Value,
+    doc: &Document,
+    log: &Logger,
+) -> Result<(Validated, RunOptions), Vec<String>> {
     let vars = load_vars(&args.vars).map_err(|e| e.0)?;
     let name = args.experiment.display().to_string();
-    let mut validated = validate_experiment(&doc, &vars)
+    let mut validated = validate_experiment(doc, &vars)
         .map_err(|problems| problems.iter().map(|d| d.render(&name)).collect::<Vec<_>>())?;
     log.info("Experiment looks valid");
     guard_secrets(&validated);
     override_limits(args, &mut validated.experiment.limits)?;
     let (rollback_strategy, hypothesis_strategy) =
-        strategies(args, &validated.experiment.runtime, &settings)?;
+        strategies(args, &validated.experiment.runtime, settings)?;
     check_frequency(args.hypothesis_frequency)?;
     let opts = RunOptions {
         ledger_path: args
@@ -140,12 +149,7 @@ fn prepare(
         services: Arc::default(),
         registry: crate::providers::registry(),
     };
-    Ok(Prepared {
-        validated,
-        opts,
-        notifier,
-        experiment: doc.value,
-    })
+    Ok((validated, opts))
 }
 
 /// The rollback and hypothesis strategies: flags win over the experiment's

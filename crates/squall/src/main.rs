@@ -93,7 +93,9 @@ async fn dispatch(cli: &Cli, log: Arc<Logger>) -> u8 {
         Command::Validate(args) => {
             commands::validate::validate(args, cli.settings.as_deref(), log).await
         }
-        Command::Discover(args) => commands::discover::discover(args, &log),
+        Command::Discover(args) => {
+            commands::discover::discover(args, cli.settings.as_deref(), log).await
+        }
         Command::Recover(args) => commands::recover::recover(args, &log).await,
         Command::Agent(cmd) => commands::agent::agent(cmd, &log).await,
         Command::Sandbox(cmd) => commands::sandbox::sandbox(cmd, &log).await,

@@ -479,3 +479,64 @@ fn squall_validate_sends_the_validate_events() {
         "{failed}"
     );
 }
+
+#[test]
+fn squall_discover_sends_the_discovery_events() {
+    let rx = Receiver::ok();
+    let sb = Sandbox::new();
+    let s = settings(
+        &sb,
+        &format!("notifications:\n- type: http\n  url: {}\n", rx.url()),
+    );
+    sb.run(&["--settings", &s, "discover", "chaosprometheus"])
+        .code(0);
+    assert_eq!(rx.events(), ["discovery-completed", "discovery-started"]);
+    let by = |n: &str| {
+        rx.requests()
+            .iter()
+            .map(Request::json)
+            .find(|e| e["name"] == n)
+    };
+    assert_eq!(
+        by("discovery-started").unwrap()["payload"],
+        "chaosprometheus"
+    );
+    let done = by("discovery-completed").unwrap();
+    assert_eq!(done["phase"], "discovery");
+    assert!(
+        done["payload"]["activities"]
+            .as_array()
+            .is_some_and(|a| a.len() == 4),
+        "{done}"
+    );
+    sb.run(&["--settings", &s, "discover", "nosuchpkg"]).code(2);
+    let failed = by("discovery-failed").expect("discovery-failed sent");
+    assert_eq!(failed["payload"], "nosuchpkg");
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("nosuchpkg not found")
+    );
+}
+
+#[test]
+fn a_server_error_is_retried_until_the_receiver_takes_the_event() {
+    let rx = Receiver::start(Box::new(|n, _| {
+        Some(if n == 1 {
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n".into()
+        } else {
+            "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n".into()
+        })
+    }));
+    let sb = Sandbox::new();
+    let exp = experiment(&sb, "healthy", "healthy", 0);
+    let yaml = format!(
+        "notifications:\n- type: http\n  url: {}\n  events: [run-completed]\n",
+        rx.url()
+    );
+    run_with(&sb, &settings(&sb, &yaml), &exp)
+        .code(0)
+        .lacks("Notification");
+    assert_eq!(rx.events(), ["run-completed", "run-completed"]);
+}

@@ -47,7 +47,7 @@ impl Notifier {
         if wanting.is_empty() {
             return;
         }
-        let event = Arc::new(event(name, phase, payload, error));
+        let event = Arc::new(redacted(event(name, phase, payload, error)));
         let Ok(mut tasks) = self.tasks.lock() else {
             return;
         };
@@ -94,6 +94,46 @@ pub fn event(name: &str, phase: &str, payload: Value, error: Option<String>) -> 
         e["error"] = json!(err);
     }
     e
+}
+
+/// The experiment as written, for `run-started` and `validate-*`, with
+/// every value of its `secrets` block and its sensitive-looking
+/// configuration values masked: these events can come before validation
+/// has told the redactor which values are secret.
+pub fn experiment_payload(doc: &Value) -> Value {
+    let mut v = doc.clone();
+    if let Some(secrets) = v.get_mut("secrets") {
+        mask_leaves(secrets);
+    }
+    if let Some(Value::Object(config)) = v.get_mut("configuration") {
+        for (k, value) in config.iter_mut() {
+            if squall_engine::redact::is_sensitive_name(k) {
+                mask_leaves(value);
+            }
+        }
+    }
+    v
+}
+
+fn mask_leaves(v: &mut Value) {
+    match v {
+        Value::Object(m) => m.values_mut().for_each(mask_leaves),
+        Value::Array(a) => a.iter_mut().for_each(mask_leaves),
+        Value::Null => {}
+        other => *other = json!(squall_engine::redact::MASK),
+    }
+}
+
+/// The event with every known secret masked, as the journal on disk has
+/// it: a receiver is told no more than the journal file would tell.
+fn redacted(event: Value) -> Value {
+    let text = event.to_string();
+    let masked = squall_engine::redact::global().redact(&text);
+    // Masking cannot break JSON unless a secret spans its syntax; then the
+    // payload is dropped rather than sent unmasked.
+    serde_json::from_str(&masked).unwrap_or_else(|_| {
+        json!({"name": event["name"], "payload": null, "phase": event["phase"], "ts": event["ts"]})
+    })
 }
 
 /// Keeps the channel's secrets out of every log line and journal.
@@ -181,4 +221,23 @@ fn client(verify_tls: bool) -> Result<reqwest::Client, String> {
         .tls_danger_accept_invalid_certs(!verify_tls)
         .build()
         .map_err(|e| format!("cannot build an HTTP client: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn experiment_payloads_hide_secrets_before_validation_knows_them() {
+        let doc = json!({"title": "t", "secrets": {"s": {"pw": "hunter22", "n": 3,
+            "env": {"type": "env", "key": "X"}}},
+            "configuration": {"api_token": "abc", "host": "h"}});
+        let p = experiment_payload(&doc);
+        assert_eq!(p["title"], "t");
+        assert_eq!(p["secrets"]["s"]["pw"], "***");
+        assert_eq!(p["secrets"]["s"]["n"], "***");
+        assert_eq!(p["secrets"]["s"]["env"]["key"], "***");
+        assert_eq!(p["configuration"]["api_token"], "***");
+        assert_eq!(p["configuration"]["host"], "h");
+    }
 }

@@ -540,3 +540,33 @@ fn a_server_error_is_retried_until_the_receiver_takes_the_event() {
         .lacks("Notification");
     assert_eq!(rx.events(), ["run-completed", "run-completed"]);
 }
+
+#[test]
+fn secrets_in_the_experiment_and_its_outputs_reach_no_receiver() {
+    let rx = Receiver::ok();
+    let sb = Sandbox::new();
+    let exp = sb.write(
+        "exp.yaml",
+        r#"title: Secret
+description: d
+secrets:
+  app:
+    password: pa55-w0rd-s3cret
+method:
+- type: action
+  name: leak
+  provider: {type: process, path: echo, arguments: "${password}", secrets: [app]}
+"#,
+    );
+    let s = settings(
+        &sb,
+        &format!("notifications:\n- type: http\n  url: {}\n", rx.url()),
+    );
+    sb.run(&["--settings", &s, "run", exp.to_str().unwrap()])
+        .code(0);
+    assert_eq!(rx.events(), ["run-completed", "run-started"]);
+    for r in rx.requests() {
+        assert!(!r.body.contains("pa55-w0rd-s3cret"), "{}", r.body);
+        assert!(r.body.contains("***"), "{}", r.body);
+    }
+}

@@ -19,7 +19,7 @@ use super::validate::report;
 use crate::cli::{DryArg, HypothesisArg, RollbackArg, RunArgs};
 use crate::exit::{self, FAILED};
 use crate::load::{load_vars, read_document, settings, validate_experiment};
-use crate::notify::Notifier;
+use crate::notify::{self, Notifier};
 
 pub async fn run(args: &RunArgs, settings_path: Option<&std::path::Path>, log: Arc<Logger>) -> u8 {
     let (settings, notifier) = match setup(args, settings_path, &log) {
@@ -32,12 +32,13 @@ pub async fn run(args: &RunArgs, settings_path: Option<&std::path::Path>, log: A
         Err(e) => return report(&log, &e.0),
     };
     // As upstream: `run-started` with the experiment, before validation.
-    notifier.emit("run-started", "run", doc.value.clone(), None);
+    let experiment = notify::experiment_payload(&doc.value);
+    notifier.emit("run-started", "run", experiment.clone(), None);
     let code = match prepare(args, &settings, &doc, &log) {
         Ok((validated, opts)) => run_prepared(args, validated, opts, &log, &notifier).await,
         Err(lines) => {
             let error = Some(lines.join("\n"));
-            notifier.emit("validate-failed", "validate", doc.value, error);
+            notifier.emit("validate-failed", "validate", experiment, error);
             report(&log, &lines)
         }
     };

@@ -9,7 +9,7 @@ use squall_engine::log::Logger;
 use crate::cli::ValidateArgs;
 use crate::exit::{INVALID, OK};
 use crate::load::{load_vars, read_document, settings, validate_experiment};
-use crate::notify::Notifier;
+use crate::notify::{self, Notifier};
 
 pub async fn validate(args: &ValidateArgs, settings_path: Option<&Path>, log: Arc<Logger>) -> u8 {
     let notifier = match settings(settings_path)
@@ -35,20 +35,21 @@ fn check(args: &ValidateArgs, log: &Logger, notifier: &Notifier) -> u8 {
         Ok(d) => d,
         Err(e) => return report(log, &e.0),
     };
-    notifier.emit("validate-started", "validate", doc.value.clone(), None);
+    let experiment = notify::experiment_payload(&doc.value);
+    notifier.emit("validate-started", "validate", experiment.clone(), None);
     let result = load_vars(&args.vars).map_err(|e| e.0).and_then(|vars| {
         validate_experiment(&doc, &vars)
             .map_err(|problems| problems.iter().map(|d| d.render(&name)).collect())
     });
     match result {
         Ok(_) => {
-            notifier.emit("validate-completed", "validate", doc.value, None);
+            notifier.emit("validate-completed", "validate", experiment, None);
             log.info("experiment syntax and semantic look valid");
             OK
         }
         Err(lines) => {
             let error = Some(lines.join("\n"));
-            notifier.emit("validate-failed", "validate", doc.value, error);
+            notifier.emit("validate-failed", "validate", experiment, error);
             report(log, &lines)
         }
     }

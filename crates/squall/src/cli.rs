@@ -26,8 +26,9 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub no_log_file: bool,
     /// Settings file (YAML): `runtime.rollbacks.strategy`,
-    /// `runtime.hypothesis.strategy`. Chaos Toolkit's settings file is read
-    /// when this is not given and it exists.
+    /// `runtime.hypothesis.strategy`, `notifications` (docs/notifications.md).
+    /// Chaos Toolkit's settings file is read when this is not given and it
+    /// exists.
     #[arg(long, global = true, value_name = "PATH")]
     pub settings: Option<PathBuf>,
     #[command(subcommand)]

@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod exit;
 mod load;
+mod notify;
 mod providers;
 #[cfg(test)]
 mod tidy;
@@ -89,8 +90,12 @@ fn mask_var(v: &str) -> String {
 async fn dispatch(cli: &Cli, log: Arc<Logger>) -> u8 {
     match &cli.command {
         Command::Run(args) => commands::run::run(args, cli.settings.as_deref(), log).await,
-        Command::Validate(args) => commands::validate::validate(args, &log),
-        Command::Discover(args) => commands::discover::discover(args, &log),
+        Command::Validate(args) => {
+            commands::validate::validate(args, cli.settings.as_deref(), log).await
+        }
+        Command::Discover(args) => {
+            commands::discover::discover(args, cli.settings.as_deref(), log).await
+        }
         Command::Report(args) => commands::report::report(args, &log),
         Command::Recover(args) => commands::recover::recover(args, &log).await,
         Command::Agent(cmd) => commands::agent::agent(cmd, &log).await,

@@ -13,6 +13,7 @@ pub static PROVIDERS: &[&Provider] = &[
     &squall_engine::providers::testing::PROVIDER,
     &squall_dataplane::PROVIDER,
     &squall_kube::PROVIDER,
+    &squall_prometheus::PROVIDER,
 ];
 
 /// The registry of everything squall can run.

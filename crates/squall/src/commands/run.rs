@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use squall_activity::Services;
+use squall_core::doc::Document;
 use squall_core::model::{Limits, Provider};
 use squall_core::validate::Validated;
 use squall_engine::ledger::default_path;
@@ -18,16 +19,63 @@ use super::validate::report;
 use crate::cli::{DryArg, HypothesisArg, RollbackArg, RunArgs};
 use crate::exit::{self, FAILED};
 use crate::load::{load_vars, read_document, settings, validate_experiment};
+use crate::notify::{self, Notifier};
 
 pub async fn run(args: &RunArgs, settings_path: Option<&std::path::Path>, log: Arc<Logger>) -> u8 {
-    let (validated, mut opts) = match prepare(args, settings_path, &log) {
+    let (settings, notifier) = match setup(args, settings_path, &log) {
         Ok(ready) => ready,
         Err(lines) => return report(&log, &lines),
     };
+    log.info("Validating the experiment's syntax");
+    let doc = match read_document(&args.experiment) {
+        Ok(doc) => doc,
+        Err(e) => return report(&log, &e.0),
+    };
+    // As upstream: `run-started` with the experiment, before validation.
+    let experiment = notify::experiment_payload(&doc.value);
+    notifier.emit("run-started", "run", experiment.clone(), None);
+    let code = match prepare(args, &settings, &doc, &log) {
+        Ok((validated, opts)) => run_prepared(args, validated, opts, &log, &notifier).await,
+        Err(lines) => {
+            let error = Some(lines.join("\n"));
+            notifier.emit("validate-failed", "validate", experiment, error);
+            report(&log, &lines)
+        }
+    };
+    // Every send is bounded by its own timeout; none changes the exit code.
+    notifier.finish().await;
+    code
+}
+
+/// What is checked before the experiment is read: the journal's
+/// directory, and the settings file with its notifications.
+fn setup(
+    args: &RunArgs,
+    settings_path: Option<&std::path::Path>,
+    log: &Arc<Logger>,
+) -> Result<(Value, Notifier), Vec<String>> {
+    if let Some(problem) = unwritable(&args.journal_path) {
+        return Err(vec![problem]);
+    }
+    let settings = settings(settings_path).map_err(|e| e.0)?;
+    let notifier = Notifier::from_settings(&settings, log.clone())?;
+    Ok((settings, notifier))
+}
+
+async fn run_prepared(
+    args: &RunArgs,
+    validated: Validated,
+    mut opts: RunOptions,
+    log: &Arc<Logger>,
+    notifier: &Notifier,
+) -> u8 {
     if uses_kubernetes(&validated) {
-        match connect(args, &validated, &log).await {
+        match connect(args, &validated, log).await {
             Ok(services) => opts.services = services,
-            Err(lines) => return report(&log, &lines),
+            Err(lines) => {
+                notifier.emit("run-failed", "run", Value::Null, Some(lines.join("; ")));
+                return report(log, &lines);
+            }
         }
     }
     let interrupts = Interrupts::default();
@@ -42,59 +90,50 @@ pub async fn run(args: &RunArgs, settings_path: Option<&std::path::Path>, log: A
         log.warning(&format!("Cancelled activity: {line}"));
     }
     match result {
-        Ok(outcome) => exit::of_status(outcome.verdict.status),
+        Ok(outcome) => {
+            notify_outcome(notifier, &outcome);
+            exit::of_status(outcome.verdict.status)
+        }
         Err(e) => {
             log.critical(&e.to_string());
+            notifier.emit("run-failed", "run", Value::Null, Some(e.to_string()));
             FAILED
         }
     }
 }
 
-/// Everything that can be wrong with the input, checked before anything
-/// runs: the journal's directory, settings, the experiment and variables.
+/// Upstream's end-of-run events: `run-completed` or `run-failed` with the
+/// journal, and also `run-deviated` when the hypothesis deviated.
+fn notify_outcome(notifier: &Notifier, outcome: &runner::Outcome) {
+    let journal = serde_json::to_value(&outcome.journal).unwrap_or(Value::Null);
+    let name = if outcome.verdict.journal_status == "completed" {
+        "run-completed"
+    } else {
+        "run-failed"
+    };
+    notifier.emit(name, "run", journal.clone(), None);
+    if outcome.verdict.deviated {
+        notifier.emit("run-deviated", "run", journal, None);
+    }
+}
+
+/// Everything that can be wrong with the experiment and its variables,
+/// checked before anything runs.
 fn prepare(
     args: &RunArgs,
-    settings_path: Option<&std::path::Path>,
+    settings: &Value,
+    doc: &Document,
     log: &Logger,
 ) -> Result<(Validated, RunOptions), Vec<String>> {
-    if let Some(problem) = unwritable(&args.journal_path) {
-        return Err(vec![problem]);
-    }
-    let settings = settings(settings_path).map_err(|e| e.0)?;
-    log.info("Validating the experiment's syntax");
-    let doc = read_document(&args.experiment).map_err(|e| e.0)?;
     let vars = load_vars(&args.vars).map_err(|e| e.0)?;
     let name = args.experiment.display().to_string();
-    let mut validated = validate_experiment(&doc, &vars)
+    let mut validated = validate_experiment(doc, &vars)
         .map_err(|problems| problems.iter().map(|d| d.render(&name)).collect::<Vec<_>>())?;
     log.info("Experiment looks valid");
     guard_secrets(&validated);
     override_limits(args, &mut validated.experiment.limits)?;
-    let runtime = &validated.experiment.runtime;
-    let rollback = match args.rollback_strategy {
-        Some(r) => Some(rollback_of(r)),
-        None => rollback_from(
-            runtime
-                .rollback_strategy
-                .as_deref()
-                .or(setting(&settings, "rollbacks")),
-        ),
-    };
-    let hypothesis = match args.hypothesis_strategy {
-        Some(h) => Some(hypothesis_of(h)),
-        None => hypothesis_from(
-            runtime
-                .hypothesis_strategy
-                .as_deref()
-                .or(setting(&settings, "hypothesis")),
-        ),
-    };
-    let (Some(rollback_strategy), Some(hypothesis_strategy)) = (rollback, hypothesis) else {
-        return Err(vec![
-            "settings: runtime strategies must be one of the values `squall run --help` lists"
-                .into(),
-        ]);
-    };
+    let (rollback_strategy, hypothesis_strategy) =
+        strategies(args, &validated.experiment.runtime, settings)?;
     check_frequency(args.hypothesis_frequency)?;
     let opts = RunOptions {
         ledger_path: args
@@ -112,6 +151,40 @@ fn prepare(
         registry: crate::providers::registry(),
     };
     Ok((validated, opts))
+}
+
+/// The rollback and hypothesis strategies: flags win over the experiment's
+/// `runtime`, which wins over the settings file.
+fn strategies(
+    args: &RunArgs,
+    runtime: &squall_core::model::Runtime,
+    settings: &Value,
+) -> Result<(RollbackStrategy, HypothesisStrategy), Vec<String>> {
+    let rollback = match args.rollback_strategy {
+        Some(r) => Some(rollback_of(r)),
+        None => rollback_from(
+            runtime
+                .rollback_strategy
+                .as_deref()
+                .or(setting(settings, "rollbacks")),
+        ),
+    };
+    let hypothesis = match args.hypothesis_strategy {
+        Some(h) => Some(hypothesis_of(h)),
+        None => hypothesis_from(
+            runtime
+                .hypothesis_strategy
+                .as_deref()
+                .or(setting(settings, "hypothesis")),
+        ),
+    };
+    match (rollback, hypothesis) {
+        (Some(r), Some(h)) => Ok((r, h)),
+        _ => Err(vec![
+            "settings: runtime strategies must be one of the values `squall run --help` lists"
+                .into(),
+        ]),
+    }
 }
 
 fn check_frequency(secs: f64) -> Result<(), Vec<String>> {

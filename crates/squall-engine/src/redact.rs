@@ -94,7 +94,9 @@ impl Redactor {
     /// value replaced by `***`.
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(text);
-        if let Ok(values) = self.values.read() {
+        if let Ok(values) = self.values.read()
+            && !values.is_empty()
+        {
             for v in values.iter() {
                 if out.contains(v.as_str()) {
                     out = Cow::Owned(out.replace(v.as_str(), MASK));
@@ -120,9 +122,10 @@ fn ends_url(c: char) -> bool {
 }
 
 /// Masks URL userinfo passwords and sensitive query values; `None` when
-/// nothing changed.
+/// nothing changed. A first pass only looks, so the common case (no URL
+/// needs masking) copies nothing, however long the text (a journal).
 fn redact_urls(text: &str) -> Option<String> {
-    if !text.contains("://") {
+    if !needs_url_mask(text) {
         return None;
     }
     let mut out = String::with_capacity(text.len());
@@ -140,6 +143,26 @@ fn redact_urls(text: &str) -> Option<String> {
     }
     out.push_str(rest);
     changed.then_some(out)
+}
+
+/// Whether any URL in `text` has a userinfo password or a sensitive,
+/// non-empty query value.
+fn needs_url_mask(text: &str) -> bool {
+    text.match_indices("://").any(|(i, _)| {
+        let rest = &text[i + 3..];
+        let url = &rest[..rest.find(ends_url).unwrap_or(rest.len())];
+        let authority = &url[..url.find(['/', '?', '#']).unwrap_or(url.len())];
+        let password = authority
+            .rfind('@')
+            .is_some_and(|at| authority[..at].contains(':'));
+        let query = url.split_once('?').map_or("", |(_, q)| q);
+        let query = &query[..query.find('#').unwrap_or(query.len())];
+        password
+            || query.split('&').any(|pair| {
+                pair.split_once('=')
+                    .is_some_and(|(k, v)| !v.is_empty() && is_sensitive_name(k))
+            })
+    })
 }
 
 /// One URL after its `scheme://`.

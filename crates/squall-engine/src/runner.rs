@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
+use squall_core::catalog::Kind;
 use squall_core::journal::{Journal, Record, SquallInfo, State};
 use squall_core::model::{Activity, Hypothesis, Limits};
 use squall_core::status::{Check, Facts, RunStatus, Verdict, verdict};
@@ -379,8 +380,10 @@ async fn method(
     if activities.is_empty() {
         sh.log.info("No declared activities, let's move on.");
     }
-    // After every activity the journal on disk shows the run so far, so a
-    // run killed in the middle of its method still says what it did.
+    // After every action (and at least once a second between probes) the
+    // journal on disk shows the run so far, so a run killed in the middle
+    // of its method still says what it changed. Not after every probe: a
+    // method of many probes would rewrite a growing journal each time.
     let base = p.journal.clone();
     let save = |records: Vec<Record>| {
         let mut j = base.clone();
@@ -432,6 +435,7 @@ async fn play(
     let mut slots: Vec<Option<Record>> = Vec::new();
     let mut background = Vec::new();
     let mut fatal = None;
+    let mut saved = tokio::time::Instant::now();
     for a in activities {
         if cancel.is_cancelled() || failed_fast.is_some_and(|f| f.load(Ordering::SeqCst)) {
             break;
@@ -450,8 +454,10 @@ async fn play(
         }
         let ex = execute(sh, a, cancel).await;
         slots.push(Some(ex.record));
-        if let Some(save) = save {
+        let due = a.kind == Kind::Action || saved.elapsed() >= Duration::from_secs(1);
+        if let Some(save) = save.filter(|_| due) {
             save(slots.iter().flatten().cloned().collect());
+            saved = tokio::time::Instant::now();
         }
         match ex.ended {
             Ended::Fatal(m) => {

@@ -41,6 +41,11 @@ impl Notifier {
         })
     }
 
+    /// Whether any channel wants `name` (so a payload is worth building).
+    pub fn wants(&self, name: &str) -> bool {
+        self.channels.iter().any(|c| c.wants(name))
+    }
+
     /// Sends `name` to every channel that wants it, in the background.
     pub fn emit(&self, name: &str, phase: &str, payload: Value, error: Option<String>) {
         let wanting: Vec<_> = self.channels.iter().filter(|c| c.wants(name)).collect();

@@ -105,12 +105,18 @@ async fn run_prepared(
 /// Upstream's end-of-run events: `run-completed` or `run-failed` with the
 /// journal, and also `run-deviated` when the hypothesis deviated.
 fn notify_outcome(notifier: &Notifier, outcome: &runner::Outcome) {
-    let journal = serde_json::to_value(&outcome.journal).unwrap_or(Value::Null);
     let name = if outcome.verdict.journal_status == "completed" {
         "run-completed"
     } else {
         "run-failed"
     };
+    // The journal as a JSON tree is several times its text: built only
+    // when someone listens.
+    let deviated = outcome.verdict.deviated && notifier.wants("run-deviated");
+    if !notifier.wants(name) && !deviated {
+        return;
+    }
+    let journal = serde_json::to_value(&outcome.journal).unwrap_or(Value::Null);
     notifier.emit(name, "run", journal.clone(), None);
     if outcome.verdict.deviated {
         notifier.emit("run-deviated", "run", journal, None);

@@ -63,10 +63,9 @@ pub fn write(path: &Path, journal: &Journal) -> Result<(), JournalError> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let mut text =
-        serde_json::to_string_pretty(journal).map_err(|e| err(std::io::Error::other(e)))?;
-    text = crate::redact::global().redact(&text).into_owned();
-    text.push('\n');
+    let text = serde_json::to_string_pretty(journal).map_err(|e| err(std::io::Error::other(e)))?;
+    // Borrowed (no copy) unless something had to be masked.
+    let text = crate::redact::global().redact(&text);
     // One temporary file per journal, always the same name: a run killed
     // mid-write leaves at most this one file, and the next write reuses it.
     let name = path
@@ -84,6 +83,7 @@ pub fn write(path: &Path, journal: &Journal) -> Result<(), JournalError> {
             .open(&tmp)
             .map_err(err)?;
         f.write_all(text.as_bytes()).map_err(err)?;
+        f.write_all(b"\n").map_err(err)?;
     }
     std::fs::rename(&tmp, path).map_err(err)?;
     Ok(())

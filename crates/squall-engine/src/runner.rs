@@ -6,7 +6,8 @@
 //! deviation, after a failed probe or action, and after SIGINT/SIGTERM. The
 //! first signal stops the method; a second one stops the rollbacks, and the
 //! undo ledger then says what is left for `squall recover`. The journal is
-//! rewritten atomically after every phase, so even a killed run leaves one.
+//! rewritten atomically after every phase and every method action, so even
+//! a killed run leaves one that says what it changed.
 
 mod activity;
 mod hypothesis;
